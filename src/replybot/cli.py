@@ -1,0 +1,150 @@
+"""Typer CLI: arguments → one library call → rendered output; the one error boundary."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from .errors import InputError, ReplybotError
+
+app = typer.Typer(
+    help="replybot：电商客服回复建议。读买家消息，判断意图和买家类型，给出可直接发送的回复草稿和店铺政策提示。",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Print a ReplybotError as `错误: ...` lines on stderr and exit non-zero, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ReplybotError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                typer.echo(f"错误: {line}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("已中断", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def progress_printer() -> Callable[[str, float], None]:
+    """Show first-run work (model conversion, index build) as a progress line on stderr."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    state: dict[str, object] = {"label": None}
+
+    def report(label: str, fraction: float) -> None:
+        if label != state["label"]:
+            state["label"] = label
+            console.print(f"[dim]{label}…[/dim]")
+        if fraction >= 1.0 and label == "完成":
+            console.print("[dim]准备完成[/dim]")
+
+    return report
+
+
+def read_message(message: str) -> str:
+    if message != "-":
+        return message
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("标准输入不是有效的 UTF-8 文本") from None
+
+
+def parse_turn(spec: str):
+    from .schemas import Turn
+
+    role, sep, text = spec.partition(":")
+    roles = {"buyer": "buyer", "买家": "buyer", "agent": "agent", "客服": "agent"}
+    if not sep or role.strip() not in roles:
+        raise InputError(f'--turn 格式应为 buyer:文本 或 agent:文本（收到 "{spec}"）')
+    if not text.strip():
+        raise InputError(f'--turn 的内容为空（"{spec}"）')
+    return Turn(role=roles[role.strip()], text=text.strip())
+
+
+@app.command("suggest")
+@handle_errors
+def suggest_cli(
+    message: str = typer.Argument(..., help="买家的最新消息；写 - 从标准输入读取"),
+    turn: list[str] = typer.Option([], "--turn", "-t", help="前文的一轮对话，格式 buyer:文本 或 agent:文本，按时间顺序可重复"),
+    context: Optional[Path] = typer.Option(None, "--context", "-c", help="前文对话的 JSON 文件（turns 列表）"),
+    shop: Optional[Path] = typer.Option(None, "--shop", help="你的店铺政策 YAML，覆盖默认店铺的取值"),
+    k: int = typer.Option(3, "-k", help="给出几条回复草稿"),
+    as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象，供程序使用"),
+) -> None:
+    """给一条买家消息出主意：意图、买家类型、置信度、排好序的回复草稿和政策提示。"""
+    from .context import load_context
+    from .render import to_json, to_text
+    from .suggest import Suggester
+
+    text = read_message(message)
+    turns = (load_context(context) if context else []) + [parse_turn(t) for t in turn]
+    suggester = Suggester(shop_path=shop, progress=progress_printer())
+    result = suggester.suggest(text, turns, k)
+    typer.echo(to_json(result) if as_json else to_text(result))
+
+
+@app.command("validate")
+@handle_errors
+def validate_cli(
+    shop: Optional[Path] = typer.Option(None, "--shop", help="同时检查这个店铺政策文件"),
+) -> None:
+    """检查 intents/、scripts_corpus/ 和店铺政策：每个问题一行（文件:行: 字段: 问题）。"""
+    from .config import Settings
+    from .corpus import load_corpus
+
+    s = Settings()
+    corpus = load_corpus(s.intents_dir, s.scripts_dir, s.default_shop, shop)
+    typer.echo(
+        f"全部通过：{len(corpus.intents)} 个意图，{len(corpus.examples)} 条例句，{len(corpus.drafts)} 条话术，"
+        f"{len(corpus.shop.notes)} 条政策提示"
+    )
+
+
+@app.command("prepare")
+@handle_errors
+def prepare_cli() -> None:
+    """提前准备模型和索引（首次运行会自动进行）。"""
+    from .suggest import Suggester
+
+    suggester = Suggester(progress=progress_printer())
+    bundle = suggester.bundle
+    state = "已重建" if suggester.index_built else "已是最新"
+    typer.echo(f"模型和索引{state}：{bundle.stats['n_examples']} 条例句，{bundle.stats['n_drafts']} 条话术")
+
+
+@app.command("eval")
+@handle_errors
+def eval_cli(
+    files: list[Path] = typer.Argument(..., help="带标注的对话文件（JSON Lines，格式见 taxonomy.md）"),
+    as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象"),
+    report: Optional[Path] = typer.Option(None, "--report", help="把 report.json、errors.json、report.md 和混淆矩阵图写到这个目录"),
+    shop: Optional[Path] = typer.Option(None, "--shop", help="店铺政策 YAML"),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="同时跑基线方法作对比"),
+) -> None:
+    """离线评估：对每条标注的买家消息（带前文）打分，和基线方法对比。"""
+    from .evaluation.runner import evaluate_cli_run
+
+    evaluate_cli_run(files, as_json=as_json, report_dir=report, shop=shop, with_baselines=baselines)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Where replybot finds its data and keeps its caches; REPLYBOT_* environment overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_root() -> Path:
+    """The folder holding intents/, scripts_corpus/ and shops/.
+
+    REPLYBOT_DATA_DIR wins; an installed wheel carries them in replybot/_data; an editable
+    install reads them from the repository checkout.
+    """
+    env = os.environ.get("REPLYBOT_DATA_DIR")
+    if env:
+        return Path(env)
+    bundled = PACKAGE_DIR / "_data"
+    if (bundled / "intents").is_dir():
+        return bundled
+    return PACKAGE_DIR.parent.parent
+
+
+def cache_dir() -> Path:
+    """Model folder and index caches: REPLYBOT_CACHE_DIR, else the user cache directory."""
+    env = os.environ.get("REPLYBOT_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("replybot"))
+
+
+def data_dir() -> Path:
+    """Logs the user owns (clipboard picks): REPLYBOT_DATA_HOME, else the user data directory."""
+    env = os.environ.get("REPLYBOT_DATA_HOME")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("replybot"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and knobs one Suggester runs with."""
+
+    intents_dir: Path = field(default_factory=lambda: data_root() / "intents")
+    scripts_dir: Path = field(default_factory=lambda: data_root() / "scripts_corpus")
+    default_shop: Path = field(default_factory=lambda: data_root() / "shops" / "default.yml")
+    cache_dir: Path = field(default_factory=cache_dir)
+    top_k: int = 3

@@ -1,0 +1,73 @@
+"""Retrieve the drafts of the predicted intent and buyer type, ranked by fit and diversified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .corpus import Corpus
+from .index import Bundle
+
+DIVERSITY = 0.3  # weight of "unlike what is already picked" in maximal marginal relevance
+
+
+@dataclass
+class RankedDraft:
+    position: int  # index into corpus.drafts
+    score: float
+
+
+def candidate_drafts(corpus: Corpus, intent: str, buyer_type: str | None, variant: str | None = None) -> list[int]:
+    """Drafts of the intent; for bargaining, of the buyer type (and variant, when known)."""
+    chosen = [i for i, d in enumerate(corpus.drafts) if d.intent == intent]
+    if buyer_type is not None:
+        typed = [i for i in chosen if corpus.drafts[i].entry.buyer_type == buyer_type]
+        chosen = typed or chosen
+        if variant is not None:
+            fitting = [i for i in chosen if corpus.drafts[i].entry.variant in (variant, None)]
+            chosen = fitting or chosen
+    return chosen
+
+
+def relevance(bundle: Bundle, query_vec: np.ndarray, candidates: list[int]) -> dict[int, float]:
+    """Best cosine between the message and any key (cue or text) of each candidate draft."""
+    import faiss
+
+    key_rows = np.where(np.isin(bundle.key_owner, np.array(candidates, dtype=np.int64)))[0].astype(np.int64)
+    if not len(key_rows):
+        return {}
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(key_rows))
+    sims, ids = bundle.key_index.search(query_vec[None, :].astype(np.float32), len(key_rows), params=params)
+    best: dict[int, float] = {}
+    for sim, key in zip(sims[0], ids[0]):
+        if key < 0:
+            continue
+        owner = int(bundle.key_owner[key])
+        best[owner] = max(best.get(owner, -1.0), float(sim))
+    return best
+
+
+def diversify(corpus: Corpus, bundle: Bundle, scores: dict[int, float], k: int) -> list[RankedDraft]:
+    """Maximal marginal relevance with one draft per tactic (move) while moves last."""
+    picked: list[int] = []
+    pool = dict(scores)
+    while pool and len(picked) < k:
+        used_moves = {corpus.drafts[p].entry.move for p in picked}
+
+        def value(i: int) -> float:
+            penalty = max((float(bundle.draft_vecs[i] @ bundle.draft_vecs[p]) for p in picked), default=0.0)
+            fresh = corpus.drafts[i].entry.move not in used_moves
+            return (1 - DIVERSITY) * pool[i] - DIVERSITY * penalty + (0.0 if fresh else -1.0)
+
+        best = max(pool, key=value)
+        picked.append(best)
+        del pool[best]
+    return [RankedDraft(p, scores[p]) for p in picked]
+
+
+def rank_drafts(
+    corpus: Corpus, bundle: Bundle, query_vec: np.ndarray, intent: str, buyer_type: str | None, k: int, variant: str | None = None
+) -> list[RankedDraft]:
+    candidates = candidate_drafts(corpus, intent, buyer_type, variant)
+    return diversify(corpus, bundle, relevance(bundle, query_vec, candidates), k)

@@ -1,0 +1,271 @@
+"""Pydantic models at the edges: the YAML data files, labelled dialogues and the Suggestion output."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .taxonomy import BUYER_TYPES, INTENTS, VARIANTS
+
+ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+
+
+class Strict(BaseModel):
+    """Data files reject unknown keys so a typo is reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_intent(value: str) -> str:
+    if value not in INTENTS:
+        raise ValueError(f'未知意图 "{value}"')
+    return value
+
+
+def check_buyer_type(value: str | None) -> str | None:
+    if value is not None and value not in BUYER_TYPES:
+        raise ValueError(f'未知买家类型 "{value}"')
+    return value
+
+
+class Turn(Strict):
+    role: Literal["buyer", "agent"]
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("内容为空")
+        return v
+
+
+# ---- intents/ ----------------------------------------------------------------------------------
+
+
+class IntentExample(Strict):
+    text: str
+    context: list[Turn] = []
+    buyer_type: str | None = None
+
+    _bt = field_validator("buyer_type")(classmethod(lambda cls, v: check_buyer_type(v)))
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("内容为空")
+        return v
+
+
+class IntentFile(Strict):
+    id: str
+    name: str
+    description: str
+    examples: list[IntentExample] = Field(min_length=1)
+
+    _id = field_validator("id")(classmethod(lambda cls, v: check_intent(v)))
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _plain_strings(cls, v: object) -> object:
+        """A plain string is shorthand for {text: ...}."""
+        if isinstance(v, list):
+            return [{"text": e} if isinstance(e, str) else e for e in v]
+        return v
+
+
+# ---- scripts_corpus/ ---------------------------------------------------------------------------
+
+
+class DraftEntry(Strict):
+    id: str
+    buyer_type: str | None = None
+    variant: str | None = None
+    move: str
+    text: str
+    notes: list[str] = Field(min_length=1)
+    cues: list[str] = []
+    source: str
+
+    _bt = field_validator("buyer_type")(classmethod(lambda cls, v: check_buyer_type(v)))
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if not ID_PATTERN.match(v):
+            raise ValueError(f'编号 "{v}" 只能用小写字母、数字、- 和 _')
+        return v
+
+    @model_validator(mode="after")
+    def _variant_fits_type(self) -> DraftEntry:
+        if self.variant is not None:
+            allowed = VARIANTS.get(self.buyer_type or "", ())
+            if self.variant not in allowed:
+                raise ValueError(
+                    f'变体 "{self.variant}" 不适用于买家类型 "{self.buyer_type}"'
+                    + (f"（可用: {', '.join(allowed)}）" if allowed else "")
+                )
+        return self
+
+
+class ScriptsFile(Strict):
+    intent: str
+    drafts: list[DraftEntry] = Field(min_length=1)
+
+    _intent = field_validator("intent")(classmethod(lambda cls, v: check_intent(v)))
+
+
+# ---- shops/ ------------------------------------------------------------------------------------
+
+Money = float
+
+
+class Shipping(Strict):
+    free_shipping_threshold: Money
+    excluded_regions: list[str]
+    default_courier: str
+    courier_on_request: str
+    courier_on_request_surcharge: Money
+    dispatch_hours: int
+
+
+class Returns(Strict):
+    window_days: int
+    buyer_pays_postage: str
+    shop_pays_postage: str
+
+
+class Payment(Strict):
+    cash_on_delivery: bool
+    cod_surcharge: Money
+
+
+class Products(Strict):
+    size_tolerance_cm: str
+    restock_days: int
+
+
+class Gift(Strict):
+    name: str
+    cost: Money = Field(ge=0)
+
+
+class AgentAuthority(Strict):
+    max_round_off: Money = Field(ge=0)
+    max_discount_percent: float = Field(ge=0, le=100)
+    free_shipping_min_order: Money = Field(ge=0)
+    coupon_amount: Money = Field(ge=0)
+    coupon_min_order: Money = Field(ge=0)
+    supervisor_order_threshold: Money = Field(gt=0)
+    floor_price_percent: float = Field(gt=0, le=100)
+
+
+class Promotion(Strict):
+    name: str
+    threshold: Money = Field(ge=0)
+    discount: Money = Field(ge=0)
+
+
+class PolicyNote(Strict):
+    intent: str
+    text: str
+
+    _intent = field_validator("intent")(classmethod(lambda cls, v: check_intent(v)))
+
+
+class CatalogItem(Strict):
+    name: str
+    price: Money = Field(gt=0)
+
+
+class ShopPolicy(Strict):
+    name: str
+    service_hours: str
+    shipping: Shipping
+    returns: Returns
+    payment: Payment
+    products: Products
+    gifts: list[Gift] = Field(min_length=1)
+    agent_authority: AgentAuthority
+    promotions: list[Promotion] = Field(min_length=1)
+    notes: dict[str, PolicyNote] = Field(min_length=1)
+    catalog: list[CatalogItem] = []
+
+
+# ---- labelled dialogues (eval) -----------------------------------------------------------------
+
+
+class LabelledTurn(Strict):
+    role: Literal["buyer", "agent"]
+    text: str
+    intent: str | None = None
+    buyer_type: str | None = None
+    also: list[str] = []
+    accept: list[str] = []
+
+    _intent = field_validator("intent")(classmethod(lambda cls, v: None if v is None else check_intent(v)))
+    _bt = field_validator("buyer_type")(classmethod(lambda cls, v: check_buyer_type(v)))
+
+    @field_validator("also")
+    @classmethod
+    def _also(cls, v: list[str]) -> list[str]:
+        return [check_intent(x) for x in v]
+
+    @model_validator(mode="after")
+    def _labels_on_buyer_turns(self) -> LabelledTurn:
+        if self.role == "agent" and (self.intent or self.buyer_type or self.also or self.accept):
+            raise ValueError("只有买家消息可以带标注")
+        if self.buyer_type and self.intent != "bargain":
+            raise ValueError("buyer_type 只用于意图为 bargain 的消息")
+        return self
+
+
+class Dialogue(Strict):
+    id: str
+    turns: list[LabelledTurn] = Field(min_length=1)
+    source: str | None = None
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+
+class IntentScore(BaseModel):
+    intent: str
+    name: str
+    confidence: float
+
+
+class NoteOut(BaseModel):
+    id: str
+    text: str
+
+
+class DraftOut(BaseModel):
+    id: str
+    text: str
+    score: float
+    move: str
+    buyer_type: str | None = None
+    variant: str | None = None
+    source: str
+    notes: list[NoteOut]
+
+
+class Suggestion(BaseModel):
+    """What `replybot suggest --json` prints: one object per buyer message."""
+
+    message: str
+    intent: str
+    intent_name: str
+    intent_confidence: float
+    alternatives: list[IntentScore]
+    abstained: bool
+    buyer_type: str | None = None
+    buyer_type_name: str | None = None
+    buyer_type_confidence: float | None = None
+    drafts: list[DraftOut]
+    policy_notes: list[NoteOut]
+    context_used: bool = False
