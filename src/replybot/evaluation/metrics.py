@@ -1,0 +1,147 @@
+"""Pure functions from prediction records to metrics; intent_accuracy is the primary figure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..taxonomy import BUYER_TYPES, INTENTS
+
+
+@dataclass
+class Record:
+    """One scored turn: what was asked, what was expected, what replybot said."""
+
+    dialogue_id: str
+    index: int
+    text: str
+    context: list[dict]
+    gold: str
+    also: list[str]
+    gold_buyer_type: str | None
+    accept: list[str]
+    predicted: str
+    confidence: float
+    abstained: bool
+    top_intent: str
+    buyer_type: str | None
+    draft_ids: list[str]
+    latency_ms: float
+    baselines: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.gold or self.predicted in self.also
+
+
+def lenient_gold(gold: str, also: list[str], predicted: str) -> str:
+    """The gold label a prediction is judged against: `also` counts as right."""
+    return predicted if predicted in also else gold
+
+
+def intent_metrics(golds: list[str], alsos: list[list[str]], preds: list[str], min_support: int = 1) -> dict:
+    from sklearn.metrics import classification_report
+
+    n = len(golds)
+    effective = [lenient_gold(g, a, p) for g, a, p in zip(golds, alsos, preds)]
+    present = [i for i in INTENTS if i in set(golds)]
+    report = classification_report(effective, preds, labels=present, output_dict=True, zero_division=0)
+    per_intent = {
+        i: {k: round(float(report[i][k]), 4) for k in ("precision", "recall", "f1-score")} | {"support": int(report[i]["support"])}
+        for i in present
+    }
+    for v in per_intent.values():
+        v["f1"] = v.pop("f1-score")
+    big = [i for i in present if per_intent[i]["support"] >= min_support]
+    return {
+        "n_turns": n,
+        "intent_accuracy": round(sum(e == p for e, p in zip(effective, preds)) / n, 4) if n else 0.0,
+        "intent_accuracy_strict": round(sum(g == p for g, p in zip(golds, preds)) / n, 4) if n else 0.0,
+        "intent_macro_f1": round(float(np.mean([per_intent[i]["f1"] for i in present])), 4) if present else 0.0,
+        f"intent_macro_f1_support_{min_support}": round(float(np.mean([per_intent[i]["f1"] for i in big])), 4) if big else 0.0,
+        "per_intent": per_intent,
+    }
+
+
+def confusion(golds: list[str], alsos: list[list[str]], preds: list[str]) -> tuple[list[str], list[list[int]]]:
+    labels = [i for i in INTENTS if i in set(golds) | set(preds)]
+    pos = {label: k for k, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for g, a, p in zip(golds, alsos, preds):
+        matrix[pos[lenient_gold(g, a, p)]][pos[p]] += 1
+    return labels, matrix
+
+
+def buyer_type_metrics(records: list[Record], predicted_types: list[str | None] | None = None) -> dict:
+    from sklearn.metrics import f1_score
+
+    rows = [(r, t) for r, t in zip(records, predicted_types or [r.buyer_type for r in records]) if r.gold == "bargain" and r.gold_buyer_type]
+    if not rows:
+        return {"buyer_type_accuracy": None, "n_bargain_turns": 0, "per_buyer_type_f1": {}}
+    gold = [r.gold_buyer_type for r, _ in rows]
+    pred = [t or "none" for _, t in rows]
+    present = [b for b in BUYER_TYPES if b in set(gold)]
+    f1s = f1_score(gold, pred, labels=present, average=None, zero_division=0)
+    pest = [(g, p) for g, p in zip(gold, pred) if g == "pestering"]
+    return {
+        "buyer_type_accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(gold), 4),
+        "n_bargain_turns": len(gold),
+        "per_buyer_type_f1": {b: round(float(f), 4) for b, f in zip(present, f1s)},
+        "pestering_recall": round(sum(p == "pestering" for _, p in pest) / len(pest), 4) if pest else None,
+    }
+
+
+def abstention_metrics(records: list[Record]) -> dict:
+    n = len(records)
+    answered = [r for r in records if not r.abstained]
+    curve = []
+    conf = np.array([r.confidence for r in records])
+    ok = np.array([r.top_intent == r.gold or r.top_intent in r.also for r in records])
+    for t in np.round(np.linspace(0.0, 0.95, 20), 2):
+        keep = conf >= t
+        if keep.sum() == 0:
+            break
+        curve.append({"threshold": float(t), "coverage": round(float(keep.mean()), 4), "accuracy": round(float(ok[keep].mean()), 4)})
+    best_at_80 = max((c["accuracy"] for c in curve if c["coverage"] >= 0.8), default=None)
+    return {
+        "abstain_rate": round(1 - len(answered) / n, 4) if n else 0.0,
+        "answered_accuracy": round(sum(r.correct for r in answered) / len(answered), 4) if answered else None,
+        "accuracy_at_80_coverage": best_at_80,
+        "coverage_curve": curve,
+    }
+
+
+def draft_metrics(records: list[Record]) -> dict:
+    rows = [r for r in records if r.accept]
+    if not rows:
+        return {"n_accept_turns": 0, "hit_at_1": None, "hit_at_3": None, "mrr": None}
+    hit1 = hit3 = rr = 0.0
+    for r in rows:
+        ranks = [k for k, d in enumerate(r.draft_ids, 1) if d in r.accept]
+        if ranks:
+            hit1 += ranks[0] == 1
+            hit3 += ranks[0] <= 3
+            rr += 1 / ranks[0]
+    n = len(rows)
+    return {"n_accept_turns": n, "hit_at_1": round(hit1 / n, 4), "hit_at_3": round(hit3 / n, 4), "mrr": round(rr / n, 4)}
+
+
+def speed_metrics(latencies_ms: list[float], wall_s: float) -> dict:
+    arr = np.array(latencies_ms) if latencies_ms else np.zeros(1)
+    return {
+        "latency_ms_p50": round(float(np.percentile(arr, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(arr, 95)), 2),
+        "turns_per_s": round(len(latencies_ms) / wall_s, 1) if wall_s > 0 else None,
+    }
+
+
+def baseline_metrics(records: list[Record], name: str) -> dict:
+    preds = [r.baselines[name]["intent"] for r in records]
+    m = intent_metrics([r.gold for r in records], [r.also for r in records], preds)
+    bt = buyer_type_metrics(records, [r.baselines[name].get("buyer_type") for r in records])
+    return {
+        "intent_accuracy": m["intent_accuracy"],
+        "intent_macro_f1": m["intent_macro_f1"],
+        "buyer_type_accuracy": bt["buyer_type_accuracy"],
+    }

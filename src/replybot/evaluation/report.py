@@ -1,0 +1,156 @@
+"""Evaluation output: a rich table, and report.json / errors.json / report.md / confusion.png."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ..taxonomy import BUYER_TYPES, INTENTS
+from .metrics import Record
+
+BASELINE_NAMES = {"keyword_rules": "关键词规则", "tfidf_logreg": "TF-IDF+逻辑回归", "nearest_neighbour": "向量1-近邻"}
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def render_table(summary: dict, console) -> None:
+    from rich.table import Table
+
+    head = Table(title="replybot 评估结果", show_header=True)
+    head.add_column("指标")
+    head.add_column("数值", justify="right")
+    rows = [
+        ("标注消息数", str(summary["n_turns"])),
+        ("意图准确率（含 also）", _pct(summary["intent_accuracy"])),
+        ("意图准确率（严格）", _pct(summary["intent_accuracy_strict"])),
+        ("意图宏平均 F1", f"{summary['intent_macro_f1']:.3f}"),
+        ("宏平均 F1（支持数≥5）", f"{summary['intent_macro_f1_support_5']:.3f}"),
+        ("买家类型准确率", f"{_pct(summary['buyer_type_accuracy'])}（{summary['n_bargain_turns']} 条议价）"),
+        ("死缠烂打识别率", _pct(summary.get("pestering_recall"))),
+        ("弃权率", _pct(summary["abstain_rate"])),
+        ("作答部分准确率", _pct(summary["answered_accuracy"])),
+        ("话术 hit@1 / hit@3 / MRR", f"{_pct(summary['hit_at_1'])} / {_pct(summary['hit_at_3'])} / "
+         + ("—" if summary["mrr"] is None else f"{summary['mrr']:.3f}")),
+        ("延迟 p50 / p95", f"{summary['latency_ms_p50']:.1f} / {summary['latency_ms_p95']:.1f} ms"),
+        ("吞吐", f"{summary['turns_per_s']} 条/秒"),
+    ]
+    for name, value in rows:
+        head.add_row(name, value)
+    console.print(head)
+
+    per = Table(title="各意图", show_header=True)
+    for col in ("意图", "精确率", "召回率", "F1", "支持数"):
+        per.add_column(col, justify="right" if col != "意图" else "left")
+    for intent, m in summary["per_intent"].items():
+        per.add_row(f"{INTENTS[intent]} {intent}", f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['f1']:.2f}", str(m["support"]))
+    console.print(per)
+
+    if "baselines" in summary:
+        base = Table(title="与基线对比", show_header=True)
+        for col in ("方法", "意图准确率", "宏平均 F1", "买家类型准确率"):
+            base.add_column(col, justify="right" if col != "方法" else "left")
+        base.add_row("replybot", _pct(summary["intent_accuracy"]), f"{summary['intent_macro_f1']:.3f}", _pct(summary["buyer_type_accuracy"]))
+        for name, m in summary["baselines"].items():
+            base.add_row(BASELINE_NAMES.get(name, name), _pct(m["intent_accuracy"]), f"{m['intent_macro_f1']:.3f}", _pct(m["buyer_type_accuracy"]))
+        console.print(base)
+
+
+def errors_of(records: list[Record]) -> list[dict]:
+    out = []
+    for r in records:
+        wrong_type = r.gold == "bargain" and r.gold_buyer_type and r.predicted == "bargain" and r.buyer_type != r.gold_buyer_type
+        if not r.correct or wrong_type:
+            d = asdict(r)
+            d.pop("baselines", None)
+            d["error"] = "intent" if not r.correct else "buyer_type"
+            out.append(d)
+    return out
+
+
+def cjk_font() -> str | None:
+    """A font that has Chinese glyphs, so the picture shows labels and not boxes."""
+    from matplotlib import font_manager
+
+    wanted = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+              "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for name in wanted:
+        if name in names:
+            return name
+    return None
+
+
+def plot_confusion(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = summary["confusion"]["labels"]
+    matrix = np.array(summary["confusion"]["matrix"])
+    font = cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font]
+        names = [f"{INTENTS[l]}\n{l}" for l in labels]
+        title, xlabel, ylabel = "意图混淆矩阵（行：标注，列：预测）", "预测", "标注"
+    else:  # no CJK font installed: ids only, never boxes
+        names = labels
+        title, xlabel, ylabel = "Intent confusion (rows: gold, columns: predicted)", "predicted", "gold"
+    plt.rcParams["axes.unicode_minus"] = False
+    size = max(6.0, 0.75 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    row_sums = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, row_sums, out=np.zeros_like(matrix, dtype=float), where=row_sums > 0)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), names, rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(len(labels)), names, fontsize=9)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\nn={int(matrix.sum())}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(summary: dict) -> str:
+    lines = ["# replybot evaluation", "", f"Files: {', '.join(summary.get('files', []))}", "",
+             "| metric | value |", "| --- | --- |"]
+    for key in ("n_turns", "intent_accuracy", "intent_accuracy_strict", "intent_macro_f1", "intent_macro_f1_support_5",
+                "buyer_type_accuracy", "n_bargain_turns", "pestering_recall", "abstain_rate", "answered_accuracy",
+                "accuracy_at_80_coverage", "hit_at_1", "hit_at_3", "mrr", "latency_ms_p50", "latency_ms_p95", "turns_per_s"):
+        lines.append(f"| {key} | {summary.get(key)} |")
+    lines += ["", "## Per intent", "", "| intent | 中文 | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- | --- |"]
+    for intent, m in summary["per_intent"].items():
+        lines.append(f"| {intent} | {INTENTS[intent]} | {m['precision']} | {m['recall']} | {m['f1']} | {m['support']} |")
+    if summary.get("per_buyer_type_f1"):
+        lines += ["", "## Buyer type F1", "", "| type | 中文 | F1 |", "| --- | --- | --- |"]
+        for b, f in summary["per_buyer_type_f1"].items():
+            lines.append(f"| {b} | {BUYER_TYPES[b]} | {f} |")
+    if "baselines" in summary:
+        lines += ["", "## Baselines (same turns, same intents/)", "", "| method | intent accuracy | macro-F1 | buyer-type accuracy | replybot lift |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines.append(f"| replybot | {summary['intent_accuracy']} | {summary['intent_macro_f1']} | {summary['buyer_type_accuracy']} | |")
+        for name, m in summary["baselines"].items():
+            lines.append(f"| {name} | {m['intent_accuracy']} | {m['intent_macro_f1']} | {m['buyer_type_accuracy']} | {summary['lift'][name]:+} |")
+    lines += ["", "## Coverage / accuracy", "", "| threshold | coverage | accuracy |", "| --- | --- | --- |"]
+    for c in summary["coverage_curve"]:
+        lines.append(f"| {c['threshold']} | {c['coverage']} | {c['accuracy']} |")
+    lines += ["", "![confusion matrix](confusion.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, summary: dict, records: list[Record]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    (folder / "errors.json").write_text(json.dumps(errors_of(records), ensure_ascii=False, indent=2), encoding="utf-8")
+    (folder / "report.md").write_text(markdown(summary), encoding="utf-8")
+    plot_confusion(summary, folder / "confusion.png")
