@@ -1,0 +1,98 @@
+"""The pipeline on the mini corpus with a fake encoder: index cache, ranking, filling, notes."""
+
+from __future__ import annotations
+
+import pytest
+
+from replybot.errors import InputError, MissingPolicyValue
+from replybot.index import cache_key, get_bundle, load_bundle
+from replybot.policy import fill
+from replybot.schemas import Turn
+from replybot.suggest import Suggester
+
+
+@pytest.fixture
+def suggester(mini_settings, fake_encoder):
+    return Suggester(mini_settings, encoder=fake_encoder)
+
+
+def test_suggestion_shape(suggester):
+    s = suggester.suggest("能便宜点吗")
+    assert s.intent in {"bargain", "other"}
+    assert 0 <= s.intent_confidence <= 1
+    assert len(s.drafts) <= 3
+    for d in s.drafts:
+        assert "$" not in d.text
+        assert d.notes
+
+
+def test_drafts_are_of_the_predicted_intent_and_distinct_moves(suggester):
+    s = suggester.suggest("什么时候发货", k=4)
+    assert all(d.id.startswith(s.intent) for d in s.drafts)
+    assert len({d.move for d in s.drafts}) == len(s.drafts)
+
+
+def test_k_bounds(suggester):
+    with pytest.raises(InputError, match="-k 应在 1 到 20 之间"):
+        suggester.suggest("在吗", k=0)
+
+
+def test_blank_message_is_refused(suggester):
+    with pytest.raises(InputError, match="消息为空"):
+        suggester.suggest(" \t\x00 ")
+
+
+def test_template_fill_reports_every_missing_name():
+    with pytest.raises(MissingPolicyValue, match=r"\$a, \$b"):
+        fill("亲 $b 和 ${a}", {})
+    assert fill("满$x减$$5", {"x": "99"}) == "满99减$5"
+
+
+def test_format_braces_are_left_alone():
+    assert fill("亲 {0.__class__} $x", {"x": "1"}) == "亲 {0.__class__} 1"
+
+
+def test_index_is_cached_and_rebuilt_when_corpus_changes(mini_settings, fake_encoder, mini_root):
+    s1 = Suggester(mini_settings, encoder=fake_encoder)
+    _, built = get_bundle(s1.corpus, fake_encoder, mini_settings.cache_dir)
+    assert built
+    _, built_again = get_bundle(s1.corpus, fake_encoder, mini_settings.cache_dir)
+    assert not built_again
+    from test_corpus import edit_yaml
+
+    edit_yaml(mini_root / "intents" / "size.yml", lambda d: d["examples"].append("我穿39码的鞋子选哪个"))
+    s2 = Suggester(mini_settings, encoder=fake_encoder)
+    assert s2.corpus.content_hash != s1.corpus.content_hash
+    _, built_third = get_bundle(s2.corpus, fake_encoder, mini_settings.cache_dir)
+    assert built_third
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
+def test_corrupt_cache_is_detected_and_rebuilt(mini_settings, fake_encoder, damage):
+    s = Suggester(mini_settings, encoder=fake_encoder)
+    get_bundle(s.corpus, fake_encoder, mini_settings.cache_dir)
+    folder = mini_settings.cache_dir / "index" / cache_key(fake_encoder.model_id, s.corpus)
+    target = folder / "arrays.npz"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "garbage":
+        target.write_bytes(b"\x00not a zip" * 50)
+    else:
+        (folder / "manifest.json").unlink()
+    assert load_bundle(folder) is None
+    bundle, built = get_bundle(s.corpus, fake_encoder, mini_settings.cache_dir)
+    assert built and load_bundle(folder) is not None
+    assert bundle.classifier.intent_head.classes
+
+
+def test_pestering_needs_refusal_and_third_move(suggester):
+    ctx = [
+        Turn(role="buyer", text="能便宜点吗"),
+        Turn(role="agent", text="亲，已经是最低价了呢"),
+        Turn(role="buyer", text="给点优惠吧"),
+        Turn(role="agent", text="实在抱歉哦"),
+    ]
+    result = suggester.classify("能便宜点吗", ctx)
+    if result.intent == "bargain":
+        assert result.buyer_type == "pestering"
+        assert result.bargaining_moves >= 3
