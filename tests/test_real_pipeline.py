@@ -1,0 +1,91 @@
+"""End to end on the real model and the real index, with messages that are not in intents/."""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+
+from replybot.schemas import Turn
+
+B, A = "buyer", "agent"
+
+# (message, earlier turns, expected intent); written for these tests, checked against intents/ below.
+PER_INTENT = [
+    ("这件外套还能再少点钱不", [], "bargain"),
+    ("我腰围二尺二该拍S还是M", [], "size"),
+    ("图上是米白，收到的怎么发黄", [], "colour"),
+    ("拆开包装一股刺鼻的胶水味儿", [], "odour"),
+    ("今天下单明天能寄出去吗", [], "shipping"),
+    ("这条裙子的XL码啥时候有货", [], "out_of_stock"),
+    ("你们这服务太烂了 我要找平台投诉你们", [], "complaint"),
+    ("裤子不合适想退掉 怎么操作", [], "returns"),
+    ("这个羊毛衫洗一次会缩水起球吗", [], "quality"),
+    ("哈喽 有人在线不", [], "greeting"),
+    ("下错单了 收货地址要改成公司的", [], "order_change"),
+    ("可以先收货再付钱吗", [], "payment"),
+    ("行 那就这样吧 谢啦", [], "other"),
+]
+
+FOLLOW_UPS = [
+    ("那XL呢", [(B, "这件黑色M码还有吗"), (A, "亲，M码暂时卖完了哦")], "out_of_stock"),
+]
+
+PER_BUYER_TYPE = [
+    ("老板 能不能优惠一丢丢", [], "probing"),
+    ("这次先买一件试试 好的话我让同事们都来你家买", [], "promising"),
+    ("同款别的店铺才卖69 你这卖89", [], "comparing"),
+    ("这价格也太离谱了吧", [], "assertive"),
+    ("75包邮就拍 不行就算了", [], "ultimatum"),
+    ("我是大学生 生活费不多 照顾一下嘛", [], "sympathy"),
+    ("我微信钱包就剩六十块了 就这么多能卖不", [], "excuse"),
+    (
+        "再抹个零头呗",
+        [(B, "能便宜点吗"), (A, "亲，这款已经是活动价了呢"), (B, "少五块嘛"), (A, "实在抱歉，真的让不了了")],
+        "pestering",
+    ),
+]
+
+
+def turns(pairs):
+    return [Turn(role=r, text=t) for r, t in pairs]
+
+
+def test_messages_are_not_training_examples(real_suggester):
+    examples = [ex.text for ex in real_suggester.corpus.examples]
+    for message, _, _ in PER_INTENT + FOLLOW_UPS + PER_BUYER_TYPE:
+        for ex in examples:
+            assert difflib.SequenceMatcher(None, message, ex).ratio() < 0.9, (message, ex)
+
+
+@pytest.mark.parametrize("message,context,intent", PER_INTENT + FOLLOW_UPS)
+def test_intent_per_category(real_suggester, message, context, intent):
+    s = real_suggester.suggest(message, turns(context))
+    assert s.intent == intent, (s.intent, s.alternatives)
+    assert len(s.drafts) == 3
+    assert all(d.id in {x.id for x in real_suggester.corpus.drafts} for d in s.drafts)
+    assert len({d.move for d in s.drafts}) == 3
+    assert all("$" not in d.text for d in s.drafts)
+
+
+@pytest.mark.parametrize("message,context,buyer_type", PER_BUYER_TYPE)
+def test_buyer_type(real_suggester, message, context, buyer_type):
+    s = real_suggester.suggest(message, turns(context))
+    assert s.intent == "bargain"
+    assert s.buyer_type == buyer_type, (s.buyer_type, s.buyer_type_confidence)
+    assert all(d.buyer_type == buyer_type for d in s.drafts)
+
+
+def test_headline_example(real_suggester):
+    s = real_suggester.suggest("能便宜点吗")
+    assert (s.intent, s.buyer_type) == ("bargain", "probing")
+    assert s.policy_notes
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["😂😂😂", "hello, is this in stock?", "a" * 10_000, "亲" * 5000, "在吗\x07\x1b[31m", "？？？"],
+)
+def test_odd_messages_give_a_result(real_suggester, message):
+    s = real_suggester.suggest(message)
+    assert s.intent and len(s.drafts) >= 1
