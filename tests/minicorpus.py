@@ -78,6 +78,7 @@ def write_corpus(root: Path) -> Path:
         "agent_authority": {"max_round_off": 5, "max_discount_percent": 5, "free_shipping_min_order": 79,
                             "coupon_amount": 10, "coupon_min_order": 199, "supervisor_order_threshold": 1000,
                             "floor_price_percent": 90},
+        "bargaining": {"small_gap_percent": 8, "small_gap_amount": 10, "fair_order_amount": 150, "postage_cost": 8},
         "promotions": [{"name": "满199减20", "threshold": 199, "discount": 20}],
         "notes": notes,
     }

@@ -136,6 +136,7 @@ class Classification:
     buyer_type_confidence: float | None
     bargaining_moves: int
     context_used: bool
+    earlier_bargaining: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -154,12 +155,13 @@ class DialogueClassifier:
         pj = self.intent_head.predict_proba(f.joined_vec[None, :], [f.joined_sparse])[0]
         return (1 - self.context_weight) * p + self.context_weight * pj, True
 
-    def count_bargaining_moves(self, f: TurnFeatures) -> int:
+    def earlier_bargaining(self, f: TurnFeatures) -> list[bool]:
+        """For each earlier buyer turn: was it a bargaining move?"""
         if f.previous_buyer_vecs is None or not len(f.previous_buyer_sparse):
-            return 0
+            return []
         p = self.intent_head.predict_proba(f.previous_buyer_vecs, f.previous_buyer_sparse)
         b = self.intent_head.classes.index(BARGAIN)
-        return int((p.argmax(axis=1) == b).sum())
+        return [bool(x) for x in (p.argmax(axis=1) == b)]
 
     def classify(self, f: TurnFeatures) -> Classification:
         proba, context_used = self.intent_proba(f)
@@ -170,15 +172,16 @@ class DialogueClassifier:
         if abstained:
             intent = OTHER
         buyer_type, type_conf, moves = None, None, 0
+        earlier = self.earlier_bargaining(f)
         if intent == BARGAIN:
-            moves = self.count_bargaining_moves(f) + 1
+            moves = sum(earlier) + 1
             if moves >= PESTERING_MIN_MOVES and f.agent_declined:
                 buyer_type, type_conf = "pestering", 0.95
             else:
                 tp = self.type_head.predict_proba(f.message_vec[None, :], [f.message_sparse])[0]
                 j = int(np.argmax(tp))
                 buyer_type, type_conf = self.type_head.classes[j], float(tp[j])
-        return Classification(intent, confidence, ranking, abstained, buyer_type, type_conf, moves, context_used)
+        return Classification(intent, confidence, ranking, abstained, buyer_type, type_conf, moves, context_used, earlier)
 
 
 def agent_declined(context_turns: list[tuple[str, str]]) -> bool:

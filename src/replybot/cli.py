@@ -84,6 +84,9 @@ def suggest_cli(
     context: Optional[Path] = typer.Option(None, "--context", "-c", help="前文对话的 JSON 文件（turns 列表）"),
     shop: Optional[Path] = typer.Option(None, "--shop", help="你的店铺政策 YAML，覆盖默认店铺的取值"),
     k: int = typer.Option(3, "-k", help="给出几条回复草稿"),
+    price: Optional[float] = typer.Option(None, "--price", help="议价时：商品标价（单价，元）"),
+    qty: Optional[int] = typer.Option(None, "--qty", help="议价时：购买件数"),
+    order_total: Optional[float] = typer.Option(None, "--order-total", help="议价时：订单总额（元），优先于 标价×件数"),
     as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象，供程序使用"),
 ) -> None:
     """给一条买家消息出主意：意图、买家类型、置信度、排好序的回复草稿和政策提示。"""
@@ -94,7 +97,7 @@ def suggest_cli(
     text = read_message(message)
     turns = (load_context(context) if context else []) + [parse_turn(t) for t in turn]
     suggester = Suggester(shop_path=shop, progress=progress_printer())
-    result = suggester.suggest(text, turns, k)
+    result = suggester.suggest(text, turns, k, price=price, qty=qty, order_total=order_total)
     typer.echo(to_json(result) if as_json else to_text(result))
 
 

@@ -51,6 +51,10 @@ PLACEHOLDERS = frozenset(
 )
 
 
+# Filled per dialogue from the bargaining advice; a draft using one is offered only when it is known.
+DIALOGUE_PLACEHOLDERS = frozenset(["buyer_price", "our_price", "gap", "order_total", "concession"])
+
+
 def template_names(text: str) -> tuple[set[str], bool]:
     """The $names a template uses, and whether it has a stray `$` that Template rejects."""
     names: set[str] = set()

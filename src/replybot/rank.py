@@ -18,9 +18,24 @@ class RankedDraft:
     score: float
 
 
-def candidate_drafts(corpus: Corpus, intent: str, buyer_type: str | None, variant: str | None = None) -> list[int]:
-    """Drafts of the intent; for bargaining, of the buyer type (and variant, when known)."""
-    chosen = [i for i, d in enumerate(corpus.drafts) if d.intent == intent]
+def candidate_drafts(
+    corpus: Corpus, intent: str, buyer_type: str | None, variant: str | None = None, known: frozenset[str] | None = None
+) -> list[int]:
+    """Drafts of the intent; for bargaining, of the buyer type (and variant, when known).
+
+    A draft that quotes a dialogue value (the buyer's price, the gap) is offered only when that
+    value is known, so an agent never sees a hole in a draft.
+    """
+    from .policy import DIALOGUE_PLACEHOLDERS, template_names
+
+    known = known or frozenset()
+    chosen = []
+    for i, d in enumerate(corpus.drafts):
+        if d.intent != intent:
+            continue
+        needs = template_names(d.entry.text)[0] & DIALOGUE_PLACEHOLDERS
+        if needs <= known:
+            chosen.append(i)
     if buyer_type is not None:
         typed = [i for i in chosen if corpus.drafts[i].entry.buyer_type == buyer_type]
         chosen = typed or chosen
@@ -67,7 +82,14 @@ def diversify(corpus: Corpus, bundle: Bundle, scores: dict[int, float], k: int) 
 
 
 def rank_drafts(
-    corpus: Corpus, bundle: Bundle, query_vec: np.ndarray, intent: str, buyer_type: str | None, k: int, variant: str | None = None
+    corpus: Corpus,
+    bundle: Bundle,
+    query_vec: np.ndarray,
+    intent: str,
+    buyer_type: str | None,
+    k: int,
+    variant: str | None = None,
+    known: frozenset[str] | None = None,
 ) -> list[RankedDraft]:
-    candidates = candidate_drafts(corpus, intent, buyer_type, variant)
+    candidates = candidate_drafts(corpus, intent, buyer_type, variant, known)
     return diversify(corpus, bundle, relevance(bundle, query_vec, candidates), k)

@@ -27,6 +27,8 @@ def to_text(s: Suggestion) -> str:
             lines.append(f"其他可能: {alts}")
     if s.context_used:
         lines.append("（已结合前文判断）")
+    if s.bargaining:
+        lines += bargaining_lines(s.bargaining)
     lines.append("")
     lines.append("建议回复:")
     if not s.drafts:
@@ -45,3 +47,25 @@ def to_text(s: Suggestion) -> str:
         for text in notes.values():
             lines.append(f"  • {text}")
     return "\n".join(lines)
+
+
+def bargaining_lines(b) -> list[str]:
+    from .policy import money
+
+    lines = [f"议价: 第 {b.round} 轮" + (f"，客服已拒绝 {b.refusals} 次" if b.refusals else "")]
+    facts = []
+    if b.order_total is not None:
+        facts.append(f"订单 ¥{money(b.order_total)}" + (f"（{b.quantity} 件）" if b.quantity > 1 else ""))
+    if b.buyer_total is not None:
+        facts.append(f"买家出价 ¥{money(b.buyer_total)}")
+    if b.gap is not None:
+        facts.append(f"差价 ¥{money(b.gap)}（{b.gap_percent:g}%）")
+    if b.variant in VARIANT_NAMES:
+        facts.append(VARIANT_NAMES[b.variant])
+    if facts:
+        lines.append("      " + "，".join(facts))
+    cost = f"，成本 ¥{money(b.concession.cost)}" if b.concession.cost else ""
+    lines.append(f"建议让步: {b.concession.description}{cost}")
+    if b.escalate:
+        lines.append(f"⚠ 请示主管: {b.escalate_reason}")
+    return lines

@@ -181,6 +181,15 @@ class CatalogItem(Strict):
     price: Money = Field(gt=0)
 
 
+class BargainingBands(Strict):
+    """Where the seed's price-gap and order-amount variants begin, in this shop's money."""
+
+    small_gap_percent: float = Field(ge=0, le=100)  # a gap at or under this share of the order is small
+    small_gap_amount: Money = Field(ge=0)  # ... or at or under this many yuan
+    fair_order_amount: Money = Field(ge=0)  # orders at or above this are a fair amount
+    postage_cost: Money = Field(ge=0)  # what waiving postage costs the shop
+
+
 class ShopPolicy(Strict):
     name: str
     service_hours: str
@@ -190,6 +199,7 @@ class ShopPolicy(Strict):
     products: Products
     gifts: list[Gift] = Field(min_length=1)
     agent_authority: AgentAuthority
+    bargaining: BargainingBands
     promotions: list[Promotion] = Field(min_length=1)
     notes: dict[str, PolicyNote] = Field(min_length=1)
     catalog: list[CatalogItem] = []
@@ -269,3 +279,9 @@ class Suggestion(BaseModel):
     drafts: list[DraftOut]
     policy_notes: list[NoteOut]
     context_used: bool = False
+    bargaining: "BargainAdvice | None" = None
+
+
+from .bargain import BargainAdvice  # noqa: E402  (bargain imports the input models above)
+
+Suggestion.model_rebuild()

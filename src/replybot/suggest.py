@@ -14,10 +14,11 @@ from .config import Settings
 from .corpus import Corpus, load_corpus
 from .errors import InputError
 from .index import Bundle, Encoder, get_bundle, joined_text
-from .policy import fill, intent_notes, notes_out, shop_values
+from .bargain import BargainAdvice, advise
+from .policy import DIALOGUE_PLACEHOLDERS, fill, intent_notes, money, notes_out, shop_values
 from .rank import rank_drafts
 from .schemas import DraftOut, IntentScore, Suggestion, Turn
-from .taxonomy import BUYER_TYPES, INTENTS
+from .taxonomy import BARGAIN, BUYER_TYPES, INTENTS
 
 Progress = Callable[[str, float], None]
 MAX_PREVIOUS_BUYER_TURNS = 8
@@ -103,25 +104,45 @@ class Suggester:
         f, _ = self.features(message, context)
         return self.bundle.classifier.classify(f)
 
-    def suggest(self, message: str, context: Sequence[Turn] = (), k: int | None = None) -> Suggestion:
+    def suggest(
+        self,
+        message: str,
+        context: Sequence[Turn] = (),
+        k: int | None = None,
+        price: float | None = None,
+        qty: int | None = None,
+        order_total: float | None = None,
+    ) -> Suggestion:
         message = clean_message(message)
         k = self.settings.top_k if k is None else k
         if k < 1 or k > 20:
             raise InputError(f"-k 应在 1 到 20 之间（收到 {k}）")
+        for name, value in (("--price", price), ("--qty", qty), ("--order-total", order_total)):
+            if value is not None and value <= 0:
+                raise InputError(f"{name} 应大于 0（收到 {value:g}）")
         f, query_vec = self.features(message, context)
         result = self.bundle.classifier.classify(f)
-        return self.render_suggestion(message, result, query_vec, k)
+        advice = None
+        if result.intent == BARGAIN:
+            advice = advise(self.corpus.shop, result.buyer_type, message, context, result.earlier_bargaining, price, qty, order_total)
+        return self.render_suggestion(message, result, query_vec, k, advice)
 
-    def render_suggestion(self, message: str, result: Classification, query_vec: np.ndarray, k: int) -> Suggestion:
+    def render_suggestion(
+        self, message: str, result: Classification, query_vec: np.ndarray, k: int, advice: BargainAdvice | None = None
+    ) -> Suggestion:
         corpus, shop = self.corpus, self.corpus.shop
-        ranked = rank_drafts(corpus, self.bundle, query_vec, result.intent, result.buyer_type, k)
+        values = self.values | (dialogue_values(advice) if advice else {})
+        ranked = rank_drafts(
+            corpus, self.bundle, query_vec, result.intent, result.buyer_type, k,
+            advice.variant if advice else None, frozenset(values) & DIALOGUE_PLACEHOLDERS,
+        )
         drafts = []
         for r in ranked:
             entry = corpus.drafts[r.position].entry
             drafts.append(
                 DraftOut(
                     id=entry.id,
-                    text=fill(entry.text, self.values),
+                    text=fill(entry.text, values),
                     score=round(r.score, 4),
                     move=entry.move,
                     buyer_type=entry.buyer_type,
@@ -146,4 +167,18 @@ class Suggester:
             drafts=drafts,
             policy_notes=intent_notes(shop, result.intent, self.values),
             context_used=result.context_used,
+            bargaining=advice,
         )
+
+
+def dialogue_values(advice: BargainAdvice) -> dict[str, str]:
+    """The numbers of this bargaining dialogue, for drafts that quote them."""
+    out = {"concession": advice.concession.description}
+    if advice.buyer_total is not None:
+        out["buyer_price"] = money(advice.buyer_total)
+    if advice.order_total is not None:
+        out["our_price"] = money(advice.order_total)
+        out["order_total"] = money(advice.order_total)
+    if advice.gap is not None:
+        out["gap"] = money(advice.gap)
+    return out

@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 
 from .corpus import Corpus
-from .policy import PLACEHOLDERS, template_names
+from .policy import DIALOGUE_PLACEHOLDERS, PLACEHOLDERS, template_names
 from .taxonomy import BARGAIN, BUYER_TYPES, INTENTS, VARIANTS
 
 
@@ -72,7 +72,8 @@ def _check_drafts(corpus: Corpus) -> list[str]:
         elif entry.buyer_type is not None:
             problems.append(f"{draft.where}: buyer_type: 只有议价话术可以标注买家类型（\"{entry.id}\"）")
         names, bad = template_names(entry.text)
-        for name in sorted(names - PLACEHOLDERS):
+        allowed = PLACEHOLDERS | (DIALOGUE_PLACEHOLDERS if draft.intent == BARGAIN else frozenset())
+        for name in sorted(names - allowed):
             problems.append(f"{draft.where}: text: 话术 \"{entry.id}\" 的占位符 ${name} 在店铺政策中没有取值")
         if bad:
             problems.append(f"{draft.where}: text: 话术 \"{entry.id}\" 含有无效的 $（字面的 $ 请写作 $$）")

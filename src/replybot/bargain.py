@@ -1,0 +1,200 @@
+"""Bargaining advice bound to the shop's policy: round, amounts, gap, the seed's variant, a concession.
+
+The concession ladder is the policy's, in this order: a gift, rounding off, free shipping, a
+coupon, a discount. An agent's offer never goes below the floor price nor past the agent's
+authority; anything more is for the supervisor (请示主管), with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+from pydantic import BaseModel
+
+from .amounts import Amounts, extract_amounts
+from .classify import AGENT_DECLINE
+from .policy import money
+from .schemas import ShopPolicy, Turn
+
+ConcessionKind = Literal["none", "gift", "round_off", "free_shipping", "coupon", "discount", "hold_price", "pay_later"]
+
+
+class Concession(BaseModel):
+    kind: ConcessionKind
+    description: str
+    amount: float = 0.0  # yuan off the buyer's price
+    cost: float = 0.0  # what it costs the shop
+
+
+class BargainAdvice(BaseModel):
+    """What `--json` adds under `bargaining`."""
+
+    round: int
+    refusals: int
+    amounts: Amounts
+    list_price: float | None = None
+    quantity: int = 1
+    order_total: float | None = None
+    buyer_total: float | None = None
+    gap: float | None = None
+    gap_percent: float | None = None
+    variant: str | None = None
+    floor_total: float | None = None
+    agent_limit: float | None = None
+    concession: Concession
+    escalate: bool = False
+    escalate_reason: str | None = None
+
+
+def bargaining_round(context: Sequence[Turn], is_bargain: Sequence[bool]) -> tuple[int, int]:
+    """(this message's bargaining move number, agent refusals after the first move)."""
+    moves = sum(is_bargain) + 1
+    refusals, started, k = 0, False, 0
+    for turn in context:
+        if turn.role == "buyer":
+            started = started or is_bargain[k]
+            k += 1
+        elif started and AGENT_DECLINE.search(turn.text):
+            refusals += 1
+    return moves, refusals
+
+
+def list_price_from_catalog(shop: ShopPolicy, texts: Sequence[str]) -> float | None:
+    """An item of the shop's catalogue named in the dialogue, latest mention first."""
+    for text in reversed(texts):
+        for item in shop.catalog:
+            if item.name in text:
+                return item.price
+    return None
+
+
+def merge_amounts(latest: Amounts, earlier: Sequence[Amounts]) -> Amounts:
+    """The latest message wins; a quantity said before still counts (两件 … 那150行吗)."""
+    merged = latest.model_copy()
+    if merged.quantity is None:
+        for a in reversed(earlier):
+            if a.quantity is not None:
+                merged.quantity = a.quantity
+                break
+    return merged
+
+
+def buyer_total(a: Amounts, list_total: float | None, qty: int) -> float | None:
+    if a.offer_total is not None:
+        return a.offer_total
+    if a.offer_price is not None:
+        return a.offer_price * qty
+    if a.budget is not None:
+        return a.budget
+    if list_total is None:
+        return None
+    if a.discount_amount is not None:
+        return list_total - a.discount_amount
+    if a.discount_rate is not None:
+        return list_total * a.discount_rate
+    return None
+
+
+def choose_variant(buyer_type: str | None, gap: float | None, gap_pct: float | None, order_total: float | None, shop: ShopPolicy, agent_limit: float) -> str | None:
+    """The seed's variant (002 第19篇) from the bands in the shop policy."""
+    if gap is None or gap_pct is None or order_total is None:
+        return None
+    bands = shop.bargaining
+    small = gap <= bands.small_gap_amount or gap_pct <= bands.small_gap_percent
+    if buyer_type == "ultimatum":
+        if not small:
+            return "large_gap"
+        return "small_gap_fair_order" if order_total >= bands.fair_order_amount else "small_gap_small_order"
+    if buyer_type == "excuse":
+        return "small_gap" if small and gap <= agent_limit else "large_gap"
+    return None
+
+
+def advise(
+    shop: ShopPolicy,
+    buyer_type: str | None,
+    message: str,
+    context: Sequence[Turn],
+    is_bargain: Sequence[bool],
+    price: float | None = None,
+    qty: int | None = None,
+    order_total: float | None = None,
+) -> BargainAdvice:
+    auth = shop.agent_authority
+    buyer_texts = [t.text for t in context if t.role == "buyer"]
+    moves, refusals = bargaining_round(context, is_bargain)
+    amounts = merge_amounts(extract_amounts(message), [extract_amounts(t) for t in buyer_texts])
+    quantity = qty or amounts.quantity or 1
+    unit = price if price is not None else list_price_from_catalog(shop, buyer_texts + [message])
+    total = order_total if order_total is not None else (unit * quantity if unit is not None else None)
+    target = buyer_total(amounts, total, quantity)
+    gap = gap_pct = floor_total = agent_limit = None
+    if total is not None:
+        floor_total = round(total * auth.floor_price_percent / 100, 2)
+        agent_limit = round(max(0.0, min(total * auth.max_discount_percent / 100, total - floor_total)), 2)
+    if total is not None and target is not None:
+        gap = round(max(0.0, total - target), 2)
+        gap_pct = round(100 * gap / total, 1) if total else 0.0
+    variant = choose_variant(buyer_type, gap, gap_pct, total, shop, agent_limit or 0.0)
+    concession, escalate, reason = concede(shop, buyer_type, variant, gap, total, agent_limit, floor_total, target)
+    return BargainAdvice(
+        round=moves, refusals=refusals, amounts=amounts, list_price=unit, quantity=quantity, order_total=total,
+        buyer_total=target, gap=gap, gap_percent=gap_pct, variant=variant, floor_total=floor_total,
+        agent_limit=agent_limit, concession=concession, escalate=escalate, escalate_reason=reason,
+    )
+
+
+def _gift(shop: ShopPolicy, budget: float | None) -> Concession:
+    """The cheapest gift, or for a fair order the dearest gift the gap still covers."""
+    gifts = sorted(shop.gifts, key=lambda g: g.cost)
+    pick = gifts[0]
+    if budget is not None:
+        fitting = [g for g in gifts if g.cost <= budget]
+        pick = fitting[-1] if fitting else gifts[0]
+    return Concession(kind="gift", description=f"送{pick.name}（成本约 ¥{money(pick.cost)}）", cost=pick.cost)
+
+
+def concede(
+    shop: ShopPolicy,
+    buyer_type: str | None,
+    variant: str | None,
+    gap: float | None,
+    total: float | None,
+    agent_limit: float | None,
+    floor_total: float | None,
+    target: float | None,
+) -> tuple[Concession, bool, str | None]:
+    """The smallest step of the policy's ladder that answers this buyer, and whether to escalate."""
+    auth = shop.agent_authority
+    escalate, reason = False, None
+    if total is not None and total >= auth.supervisor_order_threshold:
+        escalate, reason = True, f"订单金额 ¥{money(total)} 达到主管审批线 ¥{money(auth.supervisor_order_threshold)}，让价需请示主管"
+    if gap is not None and gap <= 0:
+        return Concession(kind="none", description="买家出价不低于售价，直接确认下单即可"), escalate, reason
+    if gap is not None and agent_limit is not None and gap > agent_limit and buyer_type in ("ultimatum", "excuse", "pestering"):
+        below = target is not None and floor_total is not None and target < floor_total
+        why = f"买家要价比售价低 ¥{money(gap)}，超出客服可让的 ¥{money(agent_limit)}" + ("，且低于底价" if below else "")
+        escalate, reason = True, reason or f"{why}：如要成交请示主管"
+    if variant == "large_gap" and buyer_type == "excuse":
+        return Concession(kind="pay_later", description="差价大：不让价，建议找亲友代付或稍后再付，可先帮买家留货"), escalate, reason
+    if variant == "large_gap":
+        promo = shop.promotions[0]
+        return Concession(kind="hold_price", description=f"差价大：守住价格，引导参加「{promo.name}」"), escalate, reason
+    if variant == "small_gap_small_order":
+        return _gift(shop, None), escalate, reason
+    if variant == "small_gap_fair_order":
+        return _gift(shop, gap), escalate, reason
+    if variant == "small_gap" and gap is not None and agent_limit is not None:
+        amount = min(gap, agent_limit)
+        kind = "round_off" if amount <= auth.max_round_off else "discount"
+        label = "抹零" if kind == "round_off" else "让价"
+        return Concession(kind=kind, description=f"{label} ¥{money(amount)}（在客服权限内）", amount=amount, cost=amount), escalate, reason
+    # No numbers, or a type without variants: the seed's three steps, so first the value, then the smallest gift.
+    if gap is not None and agent_limit is not None and gap <= min(auth.max_round_off, agent_limit):
+        return Concession(kind="round_off", description=f"抹零 ¥{money(gap)}（在客服权限内）", amount=gap, cost=gap), escalate, reason
+    if total is not None and auth.free_shipping_min_order <= total < shop.shipping.free_shipping_threshold:
+        cost = shop.bargaining.postage_cost
+        return Concession(kind="free_shipping", description=f"订单满 ¥{money(auth.free_shipping_min_order)}，可以包邮（运费约 ¥{money(cost)}）", cost=cost), escalate, reason
+    if total is not None and total >= auth.coupon_min_order and agent_limit is not None and auth.coupon_amount <= agent_limit:
+        return Concession(kind="coupon", description=f"发一张 ¥{money(auth.coupon_amount)} 店铺券（满 ¥{money(auth.coupon_min_order)} 可用）", amount=auth.coupon_amount, cost=auth.coupon_amount), escalate, reason
+    return _gift(shop, None), escalate, reason
