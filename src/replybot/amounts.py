@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel
+from .schemas import Amounts
 
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNIT = {"十": 10, "百": 100, "千": 1000, "万": 10000}
@@ -40,21 +40,6 @@ def chinese_number(text: str) -> float | None:
         # a trailing digit after 百/千 is a shorthand for the next unit down: 一百二 = 120
         section += digit * (last_unit // 10 if last_unit >= 100 and text[-2] in _UNIT else 1)
     return float(total + section)
-
-
-class Amounts(BaseModel):
-    """What the buyer said about money and quantity in one message."""
-
-    offer_price: float | None = None  # the buyer's price per unit (60卖不卖, 80一袋)
-    offer_total: float | None = None  # the buyer's price for several units (两件150)
-    discount_amount: float | None = None  # 少10块
-    discount_rate: float | None = None  # 九折 → 0.9
-    budget: float | None = None  # 只有120
-    quantity: int | None = None  # 两件, 五包
-    prices: list[float] = []  # every money amount seen, in order
-
-    def any(self) -> bool:
-        return any(v is not None for v in (self.offer_price, self.offer_total, self.discount_amount, self.discount_rate, self.budget, self.quantity))
 
 
 _NUMBER = re.compile(rf"(\d+(?:\.\d+)?|[{CN_NUM}]+)")

@@ -7,44 +7,12 @@ authority; anything more is for the supervisor (请示主管), with the reason.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Sequence
 
-from pydantic import BaseModel
-
-from .amounts import Amounts, extract_amounts
+from .amounts import extract_amounts
 from .classify import AGENT_DECLINE
 from .policy import money
-from .schemas import ShopPolicy, Turn
-
-ConcessionKind = Literal["none", "gift", "round_off", "free_shipping", "coupon", "discount", "hold_price", "pay_later"]
-
-
-class Concession(BaseModel):
-    kind: ConcessionKind
-    description: str
-    amount: float = 0.0  # yuan off the buyer's price
-    cost: float = 0.0  # what it costs the shop
-
-
-class BargainAdvice(BaseModel):
-    """What `--json` adds under `bargaining`."""
-
-    round: int
-    refusals: int
-    amounts: Amounts
-    list_price: float | None = None
-    quantity: int = 1
-    order_total: float | None = None
-    buyer_total: float | None = None
-    gap: float | None = None
-    gap_percent: float | None = None
-    variant: str | None = None
-    floor_total: float | None = None
-    agent_limit: float | None = None
-    concession: Concession
-    escalate: bool = False
-    escalate_reason: str | None = None
-
+from .schemas import Amounts, BargainAdvice, Concession, ShopPolicy, Turn
 
 def bargaining_round(context: Sequence[Turn], is_bargain: Sequence[bool]) -> tuple[int, int]:
     """(this message's bargaining move number, agent refusals after the first move)."""

@@ -264,6 +264,45 @@ class DraftOut(BaseModel):
     notes: list[NoteOut]
 
 
+class Amounts(BaseModel):
+    """What the buyer said about money and quantity in one message."""
+
+    offer_price: float | None = None  # the buyer's price per unit (60卖不卖, 80一袋)
+    offer_total: float | None = None  # the buyer's price for several units (两件150)
+    discount_amount: float | None = None  # 少10块
+    discount_rate: float | None = None  # 九折 → 0.9
+    budget: float | None = None  # 只有120
+    quantity: int | None = None  # 两件, 五包
+    prices: list[float] = []  # every money amount seen, in order
+
+
+class Concession(BaseModel):
+    kind: Literal["none", "gift", "round_off", "free_shipping", "coupon", "discount", "hold_price", "pay_later"]
+    description: str
+    amount: float = 0.0  # yuan off the buyer's price
+    cost: float = 0.0  # what it costs the shop
+
+
+class BargainAdvice(BaseModel):
+    """What `--json` adds under `bargaining`."""
+
+    round: int
+    refusals: int
+    amounts: Amounts
+    list_price: float | None = None
+    quantity: int = 1
+    order_total: float | None = None
+    buyer_total: float | None = None
+    gap: float | None = None
+    gap_percent: float | None = None
+    variant: str | None = None
+    floor_total: float | None = None
+    agent_limit: float | None = None
+    concession: Concession
+    escalate: bool = False
+    escalate_reason: str | None = None
+
+
 class Suggestion(BaseModel):
     """What `replybot suggest --json` prints: one object per buyer message."""
 
@@ -279,9 +318,4 @@ class Suggestion(BaseModel):
     drafts: list[DraftOut]
     policy_notes: list[NoteOut]
     context_used: bool = False
-    bargaining: "BargainAdvice | None" = None
-
-
-from .bargain import BargainAdvice  # noqa: E402  (bargain imports the input models above)
-
-Suggestion.model_rebuild()
+    bargaining: BargainAdvice | None = None
