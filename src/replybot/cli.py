@@ -145,6 +145,22 @@ def eval_cli(
     evaluate_cli_run(files, as_json=as_json, report_dir=report, shop=shop, with_baselines=baselines)
 
 
+@app.command("clip")
+@handle_errors
+def clip_cli(
+    once: bool = typer.Option(False, "--once", help="只读一次剪贴板，输出建议后退出"),
+    as_json: bool = typer.Option(False, "--json", help="与 --once 一起用：输出 JSON"),
+    shop: Optional[Path] = typer.Option(None, "--shop", help="店铺政策 YAML"),
+    k: int = typer.Option(3, "-k", help="给出几条回复草稿（1-9）"),
+    new_after: float = typer.Option(600.0, "--new-after", help="停顿超过这么多秒就算新会话"),
+    log: bool = typer.Option(True, "--log/--no-log", help="在用户数据目录记录客服选了哪条草稿（已脱敏）"),
+) -> None:
+    """剪贴板助手：复制买家消息即出建议；按 1-9 复制草稿，e 编辑后复制，n 新会话，q 退出。"""
+    from .clipboard import ClipOptions, run_clip
+
+    raise typer.Exit(run_clip(ClipOptions(once=once, as_json=as_json, shop=shop, k=k, new_after_s=new_after, log=log)))
+
+
 def main() -> None:
     app()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,19 @@ from .yamlio import Path_, line_of, load_yaml, locator, pydantic_problems
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where an entry was written; the line is looked up only when a message needs it."""
+
+    display: str
+    lines: dict = field(repr=False, compare=False)
+    loc: Path_ = ()
+
+    def __str__(self) -> str:
+        line = line_of(self.lines, self.loc)
+        return f"{self.display}:{line}" if line else self.display
+
+
+@dataclass(frozen=True)
 class Example:
     """One labelled buyer message from intents/, with where it was written."""
 
@@ -22,7 +35,11 @@ class Example:
     text: str
     context: tuple[Turn, ...]
     buyer_type: str | None
-    where: str
+    place: Place
+
+    @property
+    def where(self) -> str:
+        return str(self.place)
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,11 @@ class Draft:
 
     intent: str
     entry: DraftEntry
-    where: str
+    place: Place
+
+    @property
+    def where(self) -> str:
+        return str(self.place)
 
     @property
     def id(self) -> str:
@@ -141,9 +162,7 @@ def load_corpus(
             problems.append(f"{display}:1: id: 意图 \"{parsed.id}\" 重复定义")
         intents[parsed.id] = parsed
         for i, ex in enumerate(parsed.examples):
-            examples.append(
-                Example(parsed.id, ex.text, tuple(ex.context), ex.buyer_type, f"{display}:{line_of(lines, ('examples', i))}")
-            )
+            examples.append(Example(parsed.id, ex.text, tuple(ex.context), ex.buyer_type, Place(display, lines, ("examples", i))))
 
     for path in _yaml_files(scripts_dir, _display(scripts_dir, root)):
         display = _display(path, root)
@@ -159,7 +178,7 @@ def load_corpus(
             problems += pydantic_problems(exc, locator(display, lines))
             continue
         for i, entry in enumerate(parsed_scripts.drafts):
-            drafts.append(Draft(parsed_scripts.intent, entry, f"{display}:{line_of(lines, ('drafts', i))}"))
+            drafts.append(Draft(parsed_scripts.intent, entry, Place(display, lines, ("drafts", i))))
 
     try:
         shop, shop_where = load_shop(default_shop, user_shop, root)

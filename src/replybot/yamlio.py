@@ -22,8 +22,40 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
             _walk(item, path + (i,), lines)
 
 
+class LineMap(dict):
+    """Key path → line, composed only when an error needs a line (libyaml parses the data fast)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text: str | None = text
+
+    def _fill(self) -> None:
+        if self._text is not None:
+            text, self._text = self._text, None
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None:
+                lines: dict[Path_, int] = {}
+                _walk(node, (), lines)
+                self.update(lines)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __getitem__(self, key: Path_) -> int:
+        self._fill()
+        return super().__getitem__(key)
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: Path, display: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse one YAML file; return the data and a map from key path to line number."""
+    """Parse one YAML file; return the data and a (lazy) map from key path to line number."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -31,17 +63,13 @@ def load_yaml(path: Path, display: str) -> tuple[Any, dict[Path_, int]]:
     except OSError as exc:
         raise CorpusError([f"{display}: 无法读取（{exc.strerror}）"]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CorpusError([f"{display}{where}: YAML 格式错误: {problem}"]) from None
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return data, lines
+    return data, LineMap(text)
 
 
 def line_of(lines: dict[Path_, int], loc: Path_) -> int | None:
