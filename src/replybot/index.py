@@ -70,6 +70,22 @@ def flat_index(vectors: np.ndarray):
     return index
 
 
+HNSW_FROM = 20_000  # below this, exact search is already fast (measured: benchmarks/bench.py)
+
+
+def build_key_index(vectors: np.ndarray):
+    """Exact search for a shop-sized corpus; HNSW once many shops make it large (recall@10 ≥ 0.98)."""
+    import faiss
+
+    if len(vectors) < HNSW_FROM:
+        return flat_index(vectors)
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.hnsw.efSearch = 64
+    return index
+
+
 # ---- training -------------------------------------------------------------------------------
 
 
@@ -137,7 +153,7 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
         "oof_accuracy": float((oof_p.argmax(axis=1) == gold).mean()),
     }
     report("完成", 1.0)
-    return Bundle(flat_index(example_vecs), flat_index(key_vecs), np.array(owners, dtype=np.int64), draft_vecs, classifier, stats)
+    return Bundle(flat_index(example_vecs), build_key_index(key_vecs), np.array(owners, dtype=np.int64), draft_vecs, classifier, stats)
 
 
 def _out_of_fold(dense, sparse, labels, source, classes, folds: int = 5):

@@ -1,0 +1,166 @@
+"""replybot performance on this machine: a table of figure, target and measured value, and JSON.
+
+    python benchmarks/bench.py [--quick] [--json benchmarks/results.json]
+
+Cold figures run the installed `replybot` command in new processes with caches already built;
+the naive path loads sentence-transformers in-process for every call (REPLYBOT_ENCODER).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = ["能便宜点吗", "什么时候发货", "我165穿什么码", "收到有股味道", "那41码呢", "质量太差了 我要退货", "在吗", "好的谢谢"]
+
+
+def timed_runs(cmd: list[str], n: int, env: dict | None = None) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def replybot_cmd() -> str:
+    return shutil.which("replybot") or str(Path(sys.executable).parent / "replybot")
+
+
+def bench_cold(n: int) -> dict:
+    exe = replybot_cmd()
+    subprocess.run([exe, "prepare"], check=True, capture_output=True)
+    cold = timed_runs([exe, "suggest", "能便宜点吗"], n)
+    help_ = timed_runs([exe, "--help"], n)
+    env = dict(os.environ, REPLYBOT_ENCODER="sentence-transformers")
+    naive = timed_runs([exe, "suggest", "能便宜点吗"], max(2, n // 2), env)
+    return {"cold_suggest_s": statistics.median(cold), "help_s": statistics.median(help_), "naive_cold_suggest_s": statistics.median(naive)}
+
+
+def bench_first_run() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, REPLYBOT_CACHE_DIR=tmp)
+        t0 = time.perf_counter()
+        subprocess.run([replybot_cmd(), "prepare"], check=True, capture_output=True, env=env)
+        return {"first_run_s": time.perf_counter() - t0}
+
+
+def bench_warm(n: int) -> dict:
+    from replybot.suggest import Suggester
+    from replybot.render import to_text
+
+    s = Suggester()
+    s.suggest("预热")
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        to_text(s.suggest(MESSAGES[i % len(MESSAGES)] + ("" if i < len(MESSAGES) else f" {i}")))
+        lat.append((time.perf_counter() - t0) * 1000)
+    out = {"warm_p50_ms": float(np.percentile(lat, 50)), "warm_p95_ms": float(np.percentile(lat, 95))}
+    os.environ["REPLYBOT_ENCODER"] = "sentence-transformers"
+    naive = Suggester()
+    naive.suggest("预热")
+    lat = []
+    for i in range(max(10, n // 5)):
+        t0 = time.perf_counter()
+        to_text(naive.suggest(MESSAGES[i % len(MESSAGES)]))
+        lat.append((time.perf_counter() - t0) * 1000)
+    os.environ.pop("REPLYBOT_ENCODER")
+    out["naive_warm_p50_ms"] = float(np.percentile(lat, 50))
+    return out
+
+
+def bench_eval() -> dict:
+    from replybot.evaluation.runner import evaluate
+
+    files = sorted((ROOT / "eval").glob("*.jsonl"))
+    summary, records = evaluate(files, with_baselines=False)
+    return {"eval_turns_per_s": summary["turns_per_s"], "eval_turns": len(records)}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scale(sizes: list[int]) -> dict:
+    """Synthetic drafts (many shops): real draft vectors perturbed, normalized."""
+    import faiss
+
+    from replybot.index import build_key_index
+    from replybot.suggest import Suggester
+
+    s = Suggester()
+    base = np.asarray(s.bundle.draft_vecs, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    queries = s.encoder.encode(MESSAGES * 4)
+    out = {}
+    for n in sizes:
+        vecs = base[rng.integers(0, len(base), n)] + rng.normal(0, 0.04, (n, base.shape[1])).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        exact = faiss.IndexFlatIP(vecs.shape[1])
+        exact.add(vecs)
+        _, truth = exact.search(queries, 10)
+        rss0 = _rss_mb()
+        t0 = time.perf_counter()
+        index = build_key_index(vecs)
+        build_s = time.perf_counter() - t0
+        lat = []
+        for q in queries:
+            t1 = time.perf_counter()
+            _, got = index.search(q[None, :], 10)
+            lat.append((time.perf_counter() - t1) * 1000)
+        _, got = index.search(queries, 10)
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got)]))
+        out[n] = {"index": type(index).__name__, "build_s": build_s, "search_p50_ms": float(np.percentile(lat, 50)),
+                  "recall_at_10": recall, "rss_growth_mb": max(0.0, _rss_mb() - rss0), "vectors_mb": vecs.nbytes / 2**20}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    args = ap.parse_args()
+    n = 3 if args.quick else 7
+    r: dict = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+    r |= bench_first_run()
+    r |= bench_cold(n)
+    r |= bench_warm(50 if args.quick else 300)
+    r |= bench_eval()
+    r["scale"] = bench_scale([1_000, 10_000, 100_000])
+    rows = [
+        ("cold `replybot suggest` (median)", "≤ 1.0 s", f"{r['cold_suggest_s']:.2f} s"),
+        ("naive cold (sentence-transformers)", "—", f"{r['naive_cold_suggest_s']:.2f} s ({r['naive_cold_suggest_s'] / r['cold_suggest_s']:.1f}×)"),
+        ("`replybot --help`", "≤ 0.3 s", f"{r['help_s']:.2f} s"),
+        ("warm suggestion p50", "≤ 10 ms", f"{r['warm_p50_ms']:.1f} ms"),
+        ("warm suggestion p95", "≤ 25 ms", f"{r['warm_p95_ms']:.1f} ms"),
+        ("naive warm p50 (sentence-transformers)", "—", f"{r['naive_warm_p50_ms']:.1f} ms ({r['naive_warm_p50_ms'] / r['warm_p50_ms']:.1f}×)"),
+        ("evaluation throughput", "≥ 300 turns/s", f"{r['eval_turns_per_s']:.0f} turns/s"),
+        ("first run (model + index)", "≤ 60 s", f"{r['first_run_s']:.1f} s"),
+    ]
+    for size, m in r["scale"].items():
+        rows.append((f"search p50 at {size:,} drafts ({m['index']})", "≤ 5 ms at 100k" if size == 100_000 else "—",
+                     f"{m['search_p50_ms']:.2f} ms, recall@10 {m['recall_at_10']:.3f}, build {m['build_s']:.2f} s, +{m['rss_growth_mb']:.0f} MB"))
+    width = max(len(a) for a, _, _ in rows)
+    print(f"machine: {r['machine']}")
+    print(f"{'figure'.ljust(width)}  {'target'.ljust(14)}  measured")
+    for a, b, c in rows:
+        print(f"{a.ljust(width)}  {b.ljust(14)}  {c}")
+    args.json.write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
