@@ -96,3 +96,23 @@ def test_pestering_needs_refusal_and_third_move(suggester):
     if result.intent == "bargain":
         assert result.buyer_type == "pestering"
         assert result.bargaining_moves >= 3
+
+
+def test_parsed_corpus_is_cached_and_follows_edits(mini_settings, mini_root, fake_encoder):
+    first = Suggester(mini_settings, encoder=fake_encoder)
+    pickles = list((mini_settings.cache_dir / "corpus").glob("*.pickle"))
+    assert len(pickles) == 1
+    again = Suggester(mini_settings, encoder=fake_encoder)
+    assert again.corpus.content_hash == first.corpus.content_hash
+    size = mini_root / "intents" / "size.yml"
+    size.write_text(size.read_text(encoding="utf-8").replace("有尺码表吗", "尺码表发我看看"), encoding="utf-8")
+    edited = Suggester(mini_settings, encoder=fake_encoder)
+    assert "尺码表发我看看" in {ex.text for ex in edited.corpus.examples}
+    assert edited.corpus.content_hash != first.corpus.content_hash
+
+
+def test_truncated_corpus_pickle_is_ignored(mini_settings, fake_encoder):
+    Suggester(mini_settings, encoder=fake_encoder)
+    (pickle_file,) = (mini_settings.cache_dir / "corpus").glob("*.pickle")
+    pickle_file.write_bytes(pickle_file.read_bytes()[:100])
+    assert len(Suggester(mini_settings, encoder=fake_encoder).corpus.examples) > 0

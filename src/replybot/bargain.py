@@ -119,7 +119,7 @@ def _gift(shop: ShopPolicy, budget: float | None) -> Concession:
     if budget is not None:
         fitting = [g for g in gifts if g.cost <= budget]
         pick = fitting[-1] if fitting else gifts[0]
-    return Concession(kind="gift", description=f"送{pick.name}（成本约 ¥{money(pick.cost)}）", cost=pick.cost)
+    return Concession(kind="gift", description=f"送{pick.name}", cost=pick.cost)
 
 
 def concede(
@@ -162,7 +162,7 @@ def concede(
         return Concession(kind="round_off", description=f"抹零 ¥{money(gap)}（在客服权限内）", amount=gap, cost=gap), escalate, reason
     if total is not None and auth.free_shipping_min_order <= total < shop.shipping.free_shipping_threshold:
         cost = shop.bargaining.postage_cost
-        return Concession(kind="free_shipping", description=f"订单满 ¥{money(auth.free_shipping_min_order)}，可以包邮（运费约 ¥{money(cost)}）", cost=cost), escalate, reason
+        return Concession(kind="free_shipping", description=f"订单满 ¥{money(auth.free_shipping_min_order)}，可以包邮", cost=cost), escalate, reason
     if total is not None and total >= auth.coupon_min_order and agent_limit is not None and auth.coupon_amount <= agent_limit:
         return Concession(kind="coupon", description=f"发一张 ¥{money(auth.coupon_amount)} 店铺券（满 ¥{money(auth.coupon_min_order)} 可用）", amount=auth.coupon_amount, cost=auth.coupon_amount), escalate, reason
     return _gift(shop, None), escalate, reason

@@ -64,7 +64,7 @@ def bargaining_lines(b) -> list[str]:
         facts.append(VARIANT_NAMES[b.variant])
     if facts:
         lines.append("      " + "，".join(facts))
-    cost = f"，成本 ¥{money(b.concession.cost)}" if b.concession.cost else ""
+    cost = f"（店铺成本约 ¥{money(b.concession.cost)}）" if b.concession.cost else ""
     lines.append(f"建议让步: {b.concession.description}{cost}")
     if b.escalate:
         lines.append(f"⚠ 请示主管: {b.escalate_reason}")

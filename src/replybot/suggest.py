@@ -11,7 +11,7 @@ import numpy as np
 
 from .classify import Classification, TurnFeatures, agent_declined
 from .config import Settings
-from .corpus import Corpus, load_corpus
+from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
 from .index import Bundle, Encoder, get_bundle, joined_text
 from .bargain import BargainAdvice, advise
@@ -54,8 +54,8 @@ class Suggester:
         progress: Progress | None = None,
     ):
         self.settings = settings or Settings()
-        self.corpus: Corpus = load_corpus(
-            self.settings.intents_dir, self.settings.scripts_dir, self.settings.default_shop, shop_path
+        self.corpus: Corpus = load_corpus_cached(
+            self.settings.intents_dir, self.settings.scripts_dir, self.settings.default_shop, shop_path, self.settings.cache_dir
         )
         self.values = shop_values(self.corpus.shop)
         self._encoder = encoder

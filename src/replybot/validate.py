@@ -28,7 +28,7 @@ def _check_intents(corpus: Corpus) -> list[str]:
     for intent in INTENTS:
         if intent not in corpus.intents:
             problems.append(f"intents/{intent}.yml: 缺少意图 \"{intent}\" 的文件")
-    seen: dict[tuple[str, tuple], tuple[str, str]] = {}
+    seen: dict[tuple[str, tuple], tuple[str, object]] = {}  # places stay lazy: lines only for errors
     for ex in corpus.examples:
         if ex.intent == BARGAIN and ex.buyer_type is None:
             problems.append(f"{ex.where}: buyer_type: 议价例句必须标注买家类型")
@@ -46,13 +46,13 @@ def _check_intents(corpus: Corpus) -> list[str]:
             else:
                 problems.append(f"{ex.where}: text: 例句 \"{ex.text}\" 重复（{other_where}）")
         else:
-            seen[key] = (ex.intent, ex.where)
+            seen[key] = (ex.intent, ex.place)
     return problems
 
 
 def _check_drafts(corpus: Corpus) -> list[str]:
     problems = []
-    ids: dict[str, str] = {}
+    ids: dict[str, object] = {}
     by_intent: dict[str, int] = defaultdict(int)
     by_type: dict[str, int] = defaultdict(int)
     by_variant: dict[tuple[str, str], int] = defaultdict(int)
@@ -60,7 +60,7 @@ def _check_drafts(corpus: Corpus) -> list[str]:
         entry = draft.entry
         if entry.id in ids:
             problems.append(f"{draft.where}: id: 话术编号 \"{entry.id}\" 重复（{ids[entry.id]}）")
-        ids[entry.id] = draft.where
+        ids[entry.id] = draft.place
         by_intent[draft.intent] += 1
         if draft.intent == BARGAIN:
             if entry.buyer_type is None:
