@@ -24,6 +24,7 @@ AGENT_DECLINE = re.compile(
 )
 
 PESTERING_MIN_MOVES = 3
+EARLIER_BARGAIN_MIN_P = 0.4  # an earlier turn this likely to be bargaining counts as a move
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -122,6 +123,8 @@ class TurnFeatures:
     joined_sparse: SparseRow | None = None
     previous_buyer_vecs: np.ndarray | None = None
     previous_buyer_sparse: list[SparseRow] = field(default_factory=list)
+    previous_buyer_joined_vecs: np.ndarray | None = None  # each earlier buyer turn read with its own context
+    previous_buyer_joined_sparse: list[SparseRow] = field(default_factory=list)
     agent_declined: bool = False
     nearest_similarity: float = 1.0
 
@@ -156,12 +159,16 @@ class DialogueClassifier:
         return (1 - self.context_weight) * p + self.context_weight * pj, True
 
     def earlier_bargaining(self, f: TurnFeatures) -> list[bool]:
-        """For each earlier buyer turn: was it a bargaining move?"""
+        """For each earlier buyer turn: was it a bargaining move? Each is read with the turns
+        before it, as the current one is: 可是款式一模一样啊 only bargains after a price comparison."""
         if f.previous_buyer_vecs is None or not len(f.previous_buyer_sparse):
             return []
         p = self.intent_head.predict_proba(f.previous_buyer_vecs, f.previous_buyer_sparse)
+        if f.previous_buyer_joined_vecs is not None and len(f.previous_buyer_joined_sparse) == len(p):
+            pj = self.intent_head.predict_proba(f.previous_buyer_joined_vecs, f.previous_buyer_joined_sparse)
+            p = (1 - self.context_weight) * p + self.context_weight * pj
         b = self.intent_head.classes.index(BARGAIN)
-        return [bool(x) for x in (p.argmax(axis=1) == b)]
+        return [bool(x) for x in (p.argmax(axis=1) == b) | (p[:, b] >= EARLIER_BARGAIN_MIN_P)]
 
     def classify(self, f: TurnFeatures) -> Classification:
         proba, context_used = self.intent_proba(f)

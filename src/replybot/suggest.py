@@ -13,7 +13,7 @@ from .classify import Classification, TurnFeatures, agent_declined
 from .config import Settings
 from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
-from .index import Bundle, Encoder, get_bundle, joined_text
+from .index import Bundle, Encoder, compose_vectors, context_tail, get_bundle, joined_text
 from .bargain import BargainAdvice, advise
 from .policy import DIALOGUE_PLACEHOLDERS, fill, intent_notes, money, notes_out, shop_values
 from .rank import rank_drafts
@@ -22,6 +22,8 @@ from .taxonomy import BARGAIN, BUYER_TYPES, INTENTS
 
 Progress = Callable[[str, float], None]
 MAX_PREVIOUS_BUYER_TURNS = 8
+MEMO_SIZE = 4096
+BATCH = 64
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
@@ -31,6 +33,26 @@ def clean_message(text: str) -> str:
     if not cleaned:
         raise InputError("消息为空：请提供买家的消息内容")
     return cleaned
+
+
+class VectorMemo:
+    """Vectors of texts already seen in this process: in a dialogue every earlier turn was
+    encoded when it arrived, so a new turn costs one encoding, not one per turn."""
+
+    def __init__(self, size: int = MEMO_SIZE):
+        self.size = size
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def encode(self, encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        for start in range(0, len(missing), BATCH):
+            chunk = missing[start : start + BATCH]
+            for text, vec in zip(chunk, encoder.encode(chunk)):
+                self._vectors[text] = vec
+        found = {t: self._vectors[t] for t in texts}
+        while len(self._vectors) > self.size:  # oldest first (dicts keep insertion order)
+            del self._vectors[next(iter(self._vectors))]
+        return found
 
 
 def default_encoder(cache_root: Path, progress: Progress | None = None) -> Encoder:
@@ -61,6 +83,7 @@ class Suggester:
         self._encoder = encoder
         self._bundle: Bundle | None = None
         self._progress = progress
+        self._memo = VectorMemo()
         self.index_built = False
 
     @property
@@ -78,27 +101,46 @@ class Suggester:
     # ---- steps ----------------------------------------------------------------------------
 
     def features(self, message: str, context: Sequence[Turn]) -> tuple[TurnFeatures, np.ndarray]:
-        """Encode the message, its context and earlier buyer turns in one batch."""
-        pairs = [(t.role, t.text) for t in context]
-        previous_buyer = [t.text for t in context if t.role == "buyer"][-MAX_PREVIOUS_BUYER_TURNS:]
-        texts = [message]
-        if pairs:
-            texts.append(joined_text(pairs, message))
-        texts += previous_buyer
-        vecs = self.encoder.encode(texts)
-        featurizer = self.bundle.classifier.featurizer
-        f = TurnFeatures(message_vec=vecs[0], message_sparse=featurizer.transform_one(message))
-        if pairs:
-            f.joined_vec = vecs[1]
-            f.joined_sparse = featurizer.transform_one(texts[1])
-            if previous_buyer:
-                f.previous_buyer_vecs = vecs[2:]
-                f.previous_buyer_sparse = [featurizer.transform_one(t) for t in previous_buyer]
-            f.agent_declined = agent_declined(pairs)
-        sims, _ = self.bundle.example_index.search(vecs[:1].astype(np.float32), 1)
-        f.nearest_similarity = float(sims[0][0])
-        query_vec = vecs[1] if pairs and len(message) <= 6 else vecs[0]
-        return f, query_vec
+        return self.features_many([(message, context)])[0]
+
+    def features_many(self, items: Sequence[tuple[str, Sequence[Turn]]]) -> list[tuple[TurnFeatures, np.ndarray]]:
+        """Features of many turns with one batched encoding of the texts not seen yet."""
+        plans = []
+        needed: list[str] = []
+        for message, context in items:
+            pairs = [(t.role, t.text) for t in context]
+            tail = context_tail(pairs) if pairs else []
+            buyer_at = [i for i, t in enumerate(context) if t.role == "buyer"][-MAX_PREVIOUS_BUYER_TURNS:]
+            previous_buyer = [(pairs[i][1], context_tail(pairs[:i])) for i in buyer_at]
+            plans.append((message, pairs, tail, previous_buyer))
+            needed += [message, *tail, *(t for text, before in previous_buyer for t in [text, *before])]
+        vectors = self._memo.encode(self.encoder, needed)
+        bundle = self.bundle
+        featurizer = bundle.classifier.featurizer
+        message_vecs = np.stack([vectors[m] for m, *_ in plans]).astype(np.float32)
+        sims, _ = bundle.example_index.search(message_vecs, 1)
+        out = []
+        for row, (message, pairs, tail, previous_buyer) in enumerate(plans):
+            f = TurnFeatures(message_vec=message_vecs[row], message_sparse=featurizer.transform_one(message))
+            f.nearest_similarity = float(sims[row][0])
+            query_vec = message_vecs[row]
+            if pairs:
+                parts = tail + [message]
+                f.joined_vec = compose_vectors(np.stack([vectors[t] for t in parts]), parts)
+                f.joined_sparse = featurizer.transform_one(joined_text(pairs, message))
+                if previous_buyer:
+                    f.previous_buyer_vecs = np.stack([vectors[t] for t, _ in previous_buyer])
+                    f.previous_buyer_sparse = [featurizer.transform_one(t) for t, _ in previous_buyer]
+                    joined_parts = [before + [t] for t, before in previous_buyer]
+                    f.previous_buyer_joined_vecs = np.stack(
+                        [compose_vectors(np.stack([vectors[x] for x in parts]), parts) for parts in joined_parts]
+                    )
+                    f.previous_buyer_joined_sparse = [featurizer.transform_one(" ".join(parts)) for parts in joined_parts]
+                f.agent_declined = agent_declined(pairs)
+                if len(message) <= 6:  # a bare follow-up: retrieve drafts by what it refers to
+                    query_vec = f.joined_vec
+            out.append((f, query_vec))
+        return out
 
     def classify(self, message: str, context: Sequence[Turn] = ()) -> Classification:
         f, _ = self.features(message, context)
@@ -113,19 +155,32 @@ class Suggester:
         qty: int | None = None,
         order_total: float | None = None,
     ) -> Suggestion:
-        message = clean_message(message)
+        return self.suggest_many([(message, context)], k, price, qty, order_total)[0]
+
+    def suggest_many(
+        self,
+        items: Sequence[tuple[str, Sequence[Turn]]],
+        k: int | None = None,
+        price: float | None = None,
+        qty: int | None = None,
+        order_total: float | None = None,
+    ) -> list[Suggestion]:
+        """Suggestions for many (message, earlier turns) pairs, encoded in batches."""
         k = self.settings.top_k if k is None else k
         if k < 1 or k > 20:
             raise InputError(f"-k 应在 1 到 20 之间（收到 {k}）")
         for name, value in (("--price", price), ("--qty", qty), ("--order-total", order_total)):
             if value is not None and value <= 0:
                 raise InputError(f"{name} 应大于 0（收到 {value:g}）")
-        f, query_vec = self.features(message, context)
-        result = self.bundle.classifier.classify(f)
-        advice = None
-        if result.intent == BARGAIN:
-            advice = advise(self.corpus.shop, result.buyer_type, message, context, result.earlier_bargaining, price, qty, order_total)
-        return self.render_suggestion(message, result, query_vec, k, advice)
+        cleaned = [(clean_message(message), context) for message, context in items]
+        out = []
+        for (message, context), (f, query_vec) in zip(cleaned, self.features_many(cleaned)):
+            result = self.bundle.classifier.classify(f)
+            advice = None
+            if result.intent == BARGAIN:
+                advice = advise(self.corpus.shop, result.buyer_type, message, context, result.earlier_bargaining, price, qty, order_total)
+            out.append(self.render_suggestion(message, result, query_vec, k, advice))
+        return out
 
     def render_suggestion(
         self, message: str, result: Classification, query_vec: np.ndarray, k: int, advice: BargainAdvice | None = None
@@ -151,9 +206,9 @@ class Suggester:
                     notes=notes_out(shop, entry.notes, self.values),
                 )
             )
-        alternatives = [
-            IntentScore(intent=i, name=INTENTS[i], confidence=round(c, 4)) for i, c in result.ranking[1:4]
-        ]
+        alternatives = [  # after an abstention the closest intent leads the list
+            IntentScore(intent=i, name=INTENTS[i], confidence=round(c, 4)) for i, c in result.ranking if i != result.intent
+        ][:3]
         return Suggestion(
             message=message,
             intent=result.intent,

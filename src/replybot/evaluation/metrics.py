@@ -127,12 +127,16 @@ def draft_metrics(records: list[Record]) -> dict:
     return {"n_accept_turns": n, "hit_at_1": round(hit1 / n, 4), "hit_at_3": round(hit3 / n, 4), "mrr": round(rr / n, 4)}
 
 
-def speed_metrics(latencies_ms: list[float], wall_s: float) -> dict:
-    arr = np.array(latencies_ms) if latencies_ms else np.zeros(1)
+def speed_metrics(latencies_ms: list[float], wall_s: float, n_turns: int | None = None) -> dict:
+    """Latency over the turns that were timed one by one (NaN = not timed); throughput of the batched run."""
+    timed = [x for x in latencies_ms if x == x]
+    arr = np.array(timed) if timed else np.zeros(1)
+    n = len(latencies_ms) if n_turns is None else n_turns
     return {
         "latency_ms_p50": round(float(np.percentile(arr, 50)), 2),
         "latency_ms_p95": round(float(np.percentile(arr, 95)), 2),
-        "turns_per_s": round(len(latencies_ms) / wall_s, 1) if wall_s > 0 else None,
+        "n_latency_turns": len(timed),
+        "turns_per_s": round(n / wall_s, 1) if wall_s > 0 else None,
     }
 
 

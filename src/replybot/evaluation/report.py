@@ -65,6 +65,8 @@ def errors_of(records: list[Record]) -> list[dict]:
         if not r.correct or wrong_type:
             d = asdict(r)
             d.pop("baselines", None)
+            if d["latency_ms"] != d["latency_ms"]:  # not in the timed sample
+                d["latency_ms"] = None
             d["error"] = "intent" if not r.correct else "buyer_type"
             out.append(d)
     return out
