@@ -96,6 +96,14 @@ def test_catalogue_gives_the_list_price(shop):
     assert a.list_price == 399 and a.gap == 49
 
 
+def test_catalogue_alias_named_by_the_agent_gives_the_price(shop):
+    catalog = [CatalogItem(name="双排扣风衣", price=259, aliases=["风衣"]), CatalogItem(name="针织开衫", price=99, aliases=["开衫"])]
+    shop = shop.model_copy(update={"catalog": catalog})
+    context = [Turn(role="buyer", text="那件衣服能便宜吗"), Turn(role="agent", text="亲，这款风衣已经是活动价了")]
+    a = advise(shop, "excuse", "我卡里只有200", context, [True])
+    assert a.list_price == 259 and a.gap == 59 and a.variant == "large_gap"
+
+
 def test_changed_policy_changes_advice_without_code(shop):
     before = advise(shop, "excuse", "支付宝只有92", [], [], price=100)
     assert before.variant == "large_gap"

@@ -28,11 +28,12 @@ def bargaining_round(context: Sequence[Turn], is_bargain: Sequence[bool]) -> tup
 
 
 def list_price_from_catalog(shop: ShopPolicy, texts: Sequence[str]) -> float | None:
-    """An item of the shop's catalogue named in the dialogue, latest mention first."""
+    """An item of the shop's catalogue named in the dialogue (by name or alias), latest mention
+    first; the longest name wins within one text (碎花雪纺连衣裙 over 连衣裙)."""
     for text in reversed(texts):
-        for item in shop.catalog:
-            if item.name in text:
-                return item.price
+        found = [(len(n), item.price) for item in shop.catalog for n in [item.name, *item.aliases] if n and n in text]
+        if found:
+            return max(found)[1]
     return None
 
 
@@ -93,7 +94,7 @@ def advise(
     moves, refusals = bargaining_round(context, is_bargain)
     amounts = merge_amounts(extract_amounts(message), [extract_amounts(t) for t in buyer_texts])
     quantity = qty or amounts.quantity or 1
-    unit = price if price is not None else list_price_from_catalog(shop, buyer_texts + [message])
+    unit = price if price is not None else list_price_from_catalog(shop, [t.text for t in context] + [message])
     total = order_total if order_total is not None else (unit * quantity if unit is not None else None)
     target = buyer_total(amounts, total, quantity)
     gap = gap_pct = floor_total = agent_limit = None

@@ -179,6 +179,7 @@ class PolicyNote(Strict):
 class CatalogItem(Strict):
     name: str
     price: Money = Field(gt=0)
+    aliases: list[str] = []  # what buyers and agents call it in chat: 开衫, 风衣
 
 
 class BargainingBands(Strict):

@@ -98,6 +98,10 @@ class Suggester:
             self._bundle, self.index_built = get_bundle(self.corpus, self.encoder, self.settings.cache_dir, self._progress)
         return self._bundle
 
+    def forget_seen_texts(self) -> None:
+        """Start a new conversation's worth of encodings (benchmarks time the cold path)."""
+        self._memo = VectorMemo()
+
     # ---- steps ----------------------------------------------------------------------------
 
     def features(self, message: str, context: Sequence[Turn]) -> tuple[TurnFeatures, np.ndarray]:

@@ -41,10 +41,10 @@ def score_turns(
 def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
     """Milliseconds per turn through suggest(), one call per turn, with the model loaded and a
     fresh memory of seen texts (so each new message and agent turn is encoded in the call)."""
-    from ..suggest import VectorMemo
+    from threadpoolctl import threadpool_limits
 
-    saved = suggester._memo
-    suggester._memo = VectorMemo()
+    suggester.forget_seen_texts()
+    limits = threadpool_limits(limits=1)  # one math thread, as `replybot suggest` and `clip` run
     try:
         if turns:
             suggester.suggest("亲 在吗", (), EVAL_K)  # warm-up outside the figures
@@ -55,7 +55,7 @@ def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
             out.append((time.perf_counter() - t0) * 1000)
         return out
     finally:
-        suggester._memo = saved
+        limits.restore_original_limits()
 
 
 def _record(t: EvalTurn, suggestion) -> Record:
