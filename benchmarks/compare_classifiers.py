@@ -24,7 +24,7 @@ from replybot.classify import LinearHead, softmax  # noqa: E402
 from replybot.config import Settings  # noqa: E402
 from replybot.evaluation.dataset import load_dialogues  # noqa: E402
 from replybot.features import NgramFeaturizer  # noqa: E402
-from replybot.index import _example_rows, joined_text  # noqa: E402
+from replybot.index import _example_rows, balanced_weights, compose_vectors, context_tail, joined_text  # noqa: E402
 from replybot.suggest import Suggester  # noqa: E402
 
 
@@ -77,27 +77,25 @@ def main() -> None:
     corpus = suggester.corpus
     enc = VectorCache(suggester.encoder, args.cache)
 
-    texts, labels, source = _example_rows(corpus.examples)
-    X = enc(texts)
+    def composed(parts_list):
+        return np.stack([enc(p)[0] if len(p) == 1 else compose_vectors(enc(p), p) for p in parts_list])
+
+    texts, parts, labels, source = _example_rows(corpus.examples)
+    X = composed(parts)
     featurizer = NgramFeaturizer().fit(texts)
     S = featurizer.transform(texts)
+    weights = balanced_weights(labels)
     first = np.array([i == 0 or source[i - 1] != source[i] for i in range(len(source))])
-
-    heads = {}
-    for name, scale, C, sparse_on in [
-        ("tfidf-lr", 0.0, 20.0, True),
-        ("dense-lr", 2.0, 20.0, False),
-        ("hybrid s2 C20", 2.0, 20.0, True),
-        ("hybrid s4 C20", 4.0, 20.0, True),
-        ("hybrid s2 C5", 2.0, 5.0, True),
-        ("hybrid s3 C50", 3.0, 50.0, True),
-    ]:
-        S_use = S if sparse_on else S[:, :0]
-        dense = X if scale else X[:, :0]
-        heads[name] = (LinearHead.fit(dense, S_use, labels, max(scale, 1.0), C), scale, sparse_on)
-
     ex_vecs, ex_labels = X[first], np.array(labels)[first]
 
+    heads = {
+        "tf-idf n-grams + LR": (LinearHead.fit(X[:, :0], S, labels, 1.0, 20.0, weights), False, True),
+        "embeddings + LR": (LinearHead.fit(X, S[:, :0], labels, 2.0, 20.0, weights), True, False),
+        "hybrid (shipped)": (LinearHead.fit(X, S, labels, 2.0, 20.0, weights), True, True),
+        "hybrid, unweighted": (LinearHead.fit(X, S, labels, 2.0, 20.0), True, True),
+        "hybrid, C=5": (LinearHead.fit(X, S, labels, 2.0, 5.0, weights), True, True),
+        "hybrid, dense x4": (LinearHead.fit(X, S, labels, 4.0, 20.0, weights), True, True),
+    }
     for path in args.files:
         turns = load_dialogues([path])
         msgs = [t.text for t in turns]
@@ -105,30 +103,37 @@ def main() -> None:
         joined = [joined_text(p, m) if p else m for p, m in zip(pairs, msgs)]
         gold = [t.intent for t in turns]
         also = [list(t.also) for t in turns]
-        M, J = enc(msgs), enc(joined)
+        M = enc(msgs)
+        J = composed([context_tail(p) + [m] for p, m in zip(pairs, msgs)])
         Sm, Sj = featurizer.transform(msgs), featurizer.transform(joined)
         has_ctx = np.array([bool(p) for p in pairs])
-        print(f"\n== {path} ({len(turns)} turns, {has_ctx.sum()} with context)")
+        print(f"\n== {path} ({len(turns)} turns, {has_ctx.sum()} with context): accuracy / macro-F1 (support >= 5)")
         sims = M @ ex_vecs.T
         nn = ex_labels[sims.argmax(axis=1)]
-        print(f"{'1-NN on embeddings':34s} acc {accuracy(nn, gold, also):.3f}  F1 {macro_f1(nn, gold, also):.3f}")
-        for name, (head, scale, sparse_on) in heads.items():
+        print(f"{'1-NN on embeddings':28s} {accuracy(nn, gold, also):.3f} / {macro_f1(nn, gold, also):.3f}")
+        top = np.argsort(-sims, axis=1)[:, :7]
+        knn = []
+        for row, idx in enumerate(top):
+            votes = Counter()
+            for j in idx:
+                votes[ex_labels[j]] += float(sims[row, j])
+            knn.append(votes.most_common(1)[0][0])
+        print(f"{'7-NN weighted vote':28s} {accuracy(knn, gold, also):.3f} / {macro_f1(knn, gold, also):.3f}")
+        for name, (head, dense_on, sparse_on) in heads.items():
             def proba(V, SS):
-                dense = V if scale else V[:, :0]
+                dense = V if dense_on else V[:, :0]
                 SS = SS if sparse_on else SS[:, :0]
                 z = (dense * head.dense_scale) @ head.dense_w.T + head.bias + np.asarray(SS @ head.sparse_w.T)
                 return softmax(z)
+
             pm, pj = proba(M, Sm), proba(J, Sj)
-            for w in (0.0, 0.3, 0.5):
-                for gate in (None, 0.9, 0.7):
-                    p = pm.copy()
-                    use = has_ctx if gate is None else has_ctx & (pm.max(axis=1) < gate)
-                    p[use] = (1 - w) * pm[use] + w * pj[use]
-                    pred = [head.classes[i] for i in p.argmax(axis=1)]
-                    tag = f"{name} ctx{w} gate{gate}"
-                    print(f"{tag:34s} acc {accuracy(pred, gold, also):.3f}  F1 {macro_f1(pred, gold, also):.3f}")
-                    if w == 0.0:
-                        break
+            cells = []
+            for w in (0.0, 0.2, 0.3, 0.5):
+                p = pm.copy()
+                p[has_ctx] = (1 - w) * pm[has_ctx] + w * pj[has_ctx]
+                pred = [head.classes[i] for i in p.argmax(axis=1)]
+                cells.append(f"ctx {w}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
+            print(f"{name:28s} " + "   ".join(cells))
 
 
 if __name__ == "__main__":
