@@ -128,7 +128,7 @@ def main() -> None:
 
             pm, pj = proba(M, Sm), proba(J, Sj)
             cells = []
-            for w in (0.0, 0.2, 0.3, 0.5):
+            for w in (0.0, 0.2, 0.3, 0.4, 0.5):
                 p = pm.copy()
                 p[has_ctx] = (1 - w) * pm[has_ctx] + w * pj[has_ctx]
                 pred = [head.classes[i] for i in p.argmax(axis=1)]

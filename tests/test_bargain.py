@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from replybot.amounts import chinese_number, extract_amounts
 from replybot.bargain import advise
+from replybot.classify import agent_refuses, refused_after_each_buyer_turn
 from replybot.corpus import load_shop
 from replybot.schemas import CatalogItem, ShopPolicy, Turn
 
@@ -156,3 +157,35 @@ def test_advice_never_below_floor_nor_past_authority(mini_root, policy, price, q
     assert total - a.concession.amount >= total * policy["floor_price_percent"] / 100 - 1e-6
     if total >= policy["supervisor_order_threshold"]:
         assert a.escalate
+
+
+@pytest.mark.parametrize(
+    "reply, refuses",
+    [
+        ("亲，已经是最低价了", True),
+        ("亲，价格改不了，送您一个发圈", True),  # a gift instead of the price asked for
+        ("亲，满158就包邮啦，您现在还差30哦", True),  # a counter-offer, no explicit no
+        ("亲，这款是羊毛混纺的，和普通腈纶的不一样", True),  # defending the price
+        ("亲，可以给您包邮哦", False),
+        ("好的亲，给您改成120了", False),
+        ("行吧，就按85给您", False),
+    ],
+)
+def test_agent_reply_refuses_unless_it_gives_what_was_asked(reply, refuses):
+    assert agent_refuses(reply) is refuses
+
+
+def test_refusals_count_only_replies_to_bargaining_moves(shop):
+    ctx = [
+        Turn(role="buyer", text="M码有货吗"), Turn(role="agent", text="亲，M码暂时没有了"),
+        Turn(role="buyer", text="便宜点吧"), Turn(role="agent", text="亲，这款是新款，质量很好的"),
+        Turn(role="buyer", text="少十块"), Turn(role="agent", text="好的亲，给您改成119了"),
+    ]
+    a = advise(shop, "probing", "那再包个邮", ctx, [False, True, True])
+    assert a.round == 3 and a.refusals == 1
+
+
+def test_refused_after_each_buyer_turn_reads_the_replies_between_buyer_turns():
+    pairs = [("buyer", "便宜点"), ("agent", "亲，满199减20哦"), ("buyer", "少五块"), ("agent", "可以的亲，给您改")]
+    assert refused_after_each_buyer_turn(pairs) == [True, False]
+    assert refused_after_each_buyer_turn([("agent", "您好"), ("buyer", "在吗")]) == [False]

@@ -10,20 +10,22 @@ from __future__ import annotations
 from typing import Sequence
 
 from .amounts import extract_amounts
-from .classify import AGENT_DECLINE
+from .classify import agent_refuses
 from .policy import money
 from .schemas import Amounts, BargainAdvice, Concession, ShopPolicy, Turn
 
 def bargaining_round(context: Sequence[Turn], is_bargain: Sequence[bool]) -> tuple[int, int]:
-    """(this message's bargaining move number, agent refusals after the first move)."""
+    """(this message's bargaining move number, agent replies that turned a move down)."""
     moves = sum(is_bargain) + 1
-    refusals, started, k = 0, False, 0
+    # is_bargain covers the latest buyer turns only (the classifier reads a bounded history)
+    k = len(is_bargain) - sum(t.role == "buyer" for t in context)
+    refusals, answering_move, counted = 0, False, False
     for turn in context:
         if turn.role == "buyer":
-            started = started or is_bargain[k]
+            answering_move, counted = 0 <= k < len(is_bargain) and bool(is_bargain[k]), False
             k += 1
-        elif started and AGENT_DECLINE.search(turn.text):
-            refusals += 1
+        elif answering_move and not counted and agent_refuses(turn.text):
+            refusals, counted = refusals + 1, True
     return moves, refusals
 
 

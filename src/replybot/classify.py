@@ -8,6 +8,7 @@ never imports scikit-learn.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,12 @@ SparseRow = tuple[np.ndarray, np.ndarray]
 AGENT_DECLINE = re.compile(
     r"不能|不行|没法|没办法|无法|做不了|让不了|减不了|便宜不了|少不了|不议价|不讲价|不还价|最低|底价|已经是.{0,8}(价|优惠|折)"
     r"|抱歉|不好意思|实在|亏本|成本|利润|没有(优惠|活动|折扣)|统一价|明码标价|请谅解|理解一下"
+    r"|[改动降包给送让减少抹]不了|做不到|办不到|不包邮|不在包邮|以.{0,4}为准"
+)
+# An agent reply that gives the buyer what was asked (price, postage, rounding off).
+AGENT_CONCEDE = re.compile(
+    r"(可以|行|好)(的|吧|呀|啦)?[，,。！!\s~]*(给您|帮您|按|就)|给您(改|减|便宜|包邮|抹)|帮您(改|减|抹)"
+    r"|已(经)?(改|减)好|改好了|成交|那就.{0,6}给您"
 )
 
 PESTERING_MIN_MOVES = 3
@@ -125,7 +132,7 @@ class TurnFeatures:
     previous_buyer_sparse: list[SparseRow] = field(default_factory=list)
     previous_buyer_joined_vecs: np.ndarray | None = None  # each earlier buyer turn read with its own context
     previous_buyer_joined_sparse: list[SparseRow] = field(default_factory=list)
-    agent_declined: bool = False
+    refused_after: list[bool] = field(default_factory=list)  # per earlier buyer turn: did the agent's reply refuse?
     nearest_similarity: float = 1.0
 
 
@@ -182,7 +189,8 @@ class DialogueClassifier:
         earlier = self.earlier_bargaining(f)
         if intent == BARGAIN:
             moves = sum(earlier) + 1
-            if moves >= PESTERING_MIN_MOVES and f.agent_declined:
+            refused = any(b and r for b, r in zip(earlier, f.refused_after))
+            if moves >= PESTERING_MIN_MOVES and refused:
                 buyer_type, type_conf = "pestering", 0.95
             else:
                 tp = self.type_head.predict_proba(f.message_vec[None, :], [f.message_sparse])[0]
@@ -191,6 +199,18 @@ class DialogueClassifier:
         return Classification(intent, confidence, ranking, abstained, buyer_type, type_conf, moves, context_used, earlier)
 
 
-def agent_declined(context_turns: list[tuple[str, str]]) -> bool:
-    """Whether an agent turn in the dialogue turns down a request (price, gift, shipping)."""
-    return any(role == "agent" and AGENT_DECLINE.search(text) for role, text in context_turns)
+def agent_refuses(text: str) -> bool:
+    """Whether an agent's reply to a bargaining move turns it down: an explicit no, or anything
+    short of giving what was asked (a counter-offer, a gift instead, praise of the goods)."""
+    return bool(AGENT_DECLINE.search(text)) or not AGENT_CONCEDE.search(text)
+
+
+def refused_after_each_buyer_turn(context_turns: Sequence[tuple[str, str]]) -> list[bool]:
+    """For each buyer turn of the context: did the agent turns that answered it refuse?"""
+    out: list[bool] = []
+    for role, text in context_turns:
+        if role == "buyer":
+            out.append(False)
+        elif out:
+            out[-1] = out[-1] or agent_refuses(text)
+    return out

@@ -22,7 +22,7 @@ from .classify import DialogueClassifier, LinearHead, fit_temperature, softmax
 from .corpus import Corpus, Example
 from .features import NgramFeaturizer
 
-FORMAT_VERSION = "7"
+FORMAT_VERSION = "8"
 Progress = Callable[[str, float], None]
 
 
@@ -141,7 +141,7 @@ def balanced_weights(labels: list[str]) -> np.ndarray:
 
 DENSE_SCALE = 2.0
 HEAD_C = 20.0
-CONTEXT_WEIGHT = 0.5
+CONTEXT_WEIGHT = 0.4
 MAX_ABSTAIN_SHARE = 0.05
 
 

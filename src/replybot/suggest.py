@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .classify import Classification, TurnFeatures, agent_declined
+from .classify import Classification, TurnFeatures, refused_after_each_buyer_turn
 from .config import Settings
 from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
@@ -140,7 +140,7 @@ class Suggester:
                         [compose_vectors(np.stack([vectors[x] for x in parts]), parts) for parts in joined_parts]
                     )
                     f.previous_buyer_joined_sparse = [featurizer.transform_one(" ".join(parts)) for parts in joined_parts]
-                f.agent_declined = agent_declined(pairs)
+                f.refused_after = refused_after_each_buyer_turn(pairs)[-len(previous_buyer) :] if previous_buyer else []
                 if len(message) <= 6:  # a bare follow-up: retrieve drafts by what it refers to
                     query_vec = f.joined_vec
             out.append((f, query_vec))
