@@ -116,3 +116,18 @@ def test_truncated_corpus_pickle_is_ignored(mini_settings, fake_encoder):
     (pickle_file,) = (mini_settings.cache_dir / "corpus").glob("*.pickle")
     pickle_file.write_bytes(pickle_file.read_bytes()[:100])
     assert len(Suggester(mini_settings, encoder=fake_encoder).corpus.examples) > 0
+
+
+def test_abstention_only_where_other_beats_the_guesses():
+    import numpy as np
+
+    from replybot.index import choose_threshold
+
+    conf = np.linspace(0.1, 1.0, 1000)
+    # unsure guesses right 40% of the time, "other" right 10%: guessing is better, never abstain
+    correct = np.r_[np.arange(100) % 5 < 2, np.ones(900, bool)]
+    other = np.r_[np.arange(100) % 10 == 0, np.zeros(900, bool)]
+    assert choose_threshold(conf, correct, other) == 0.0
+    # the least sure 3%: guesses never right, "other" right half the time: abstain there (capped)
+    correct[:30], other[:30] = False, np.arange(30) % 2 == 0
+    assert conf[29] <= choose_threshold(conf, correct, other) <= conf[49] + 1e-9
