@@ -71,13 +71,15 @@ def test_variant_by_gap_and_amount(shop, buyer_type, message, qty, variant, kind
 
 
 @pytest.mark.parametrize("buyer_type", ["probing", "promising", "comparing", "assertive", "sympathy", "pestering"])
-@pytest.mark.parametrize("message,gap", [("97行吗", 3), ("60行吗", 40), ("能便宜点吗", None)])
+@pytest.mark.parametrize("message,gap", [("97行吗", 3), ("60行吗", 40), ("能便宜点吗", None), ("9折吧", 10)])
 def test_every_type_by_every_band(shop, buyer_type, message, gap):
     a = advise(shop, buyer_type, message, [], [], price=100)
     assert a.gap == gap
     assert a.variant is None  # only ultimatum and excuse have seed variants
     assert a.concession.amount <= (a.agent_limit or 0) + 1e-9
-    if gap == 3:
+    if buyer_type == "pestering":  # refused again and again: no further concession at any gap
+        assert a.concession.kind == "hold_price" and a.concession.amount == 0 and not a.escalate
+    elif gap == 3:
         assert a.concession.kind == "round_off" and a.concession.amount == 3
 
 

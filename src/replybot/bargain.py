@@ -142,7 +142,9 @@ def concede(
         escalate, reason = True, f"订单金额 ¥{money(total)} 达到主管审批线 ¥{money(auth.supervisor_order_threshold)}，让价需请示主管"
     if gap is not None and gap <= 0:
         return Concession(kind="none", description="买家出价不低于售价，直接确认下单即可"), escalate, reason
-    if gap is not None and agent_limit is not None and gap > agent_limit and buyer_type in ("ultimatum", "excuse", "pestering"):
+    if buyer_type == "pestering":  # seed 002 第19篇: see them off politely; giving more only invites the next round
+        return Concession(kind="hold_price", description="已拒绝多次：不再追加让步，客气道谢收尾"), escalate, reason
+    if gap is not None and agent_limit is not None and gap > agent_limit and buyer_type in ("ultimatum", "excuse"):
         below = target is not None and floor_total is not None and target < floor_total
         why = f"买家要价比售价低 ¥{money(gap)}，超出客服可让的 ¥{money(agent_limit)}" + ("，且低于底价" if below else "")
         escalate, reason = True, reason or f"{why}：如要成交请示主管"
