@@ -93,7 +93,11 @@ HNSW_FROM = 20_000  # below this, exact search is already fast (measured: benchm
 
 
 def build_key_index(vectors: np.ndarray):
-    """Exact search for a shop-sized corpus; HNSW once many shops make it large (recall@10 ≥ 0.98)."""
+    """Exact search for a shop-sized corpus; HNSW once many shops make it large.
+
+    efSearch 256 measured on 100k synthetic drafts (benchmarks/bench.py): recall@10 0.982 against
+    exact search at 1.8 ms per query; 64 gave 0.91, 128 gave 0.96. Exact search there: 13 ms.
+    """
     import faiss
 
     if len(vectors) < HNSW_FROM:
@@ -101,7 +105,7 @@ def build_key_index(vectors: np.ndarray):
     index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    index.hnsw.efSearch = 64
+    index.hnsw.efSearch = 256
     return index
 
 
