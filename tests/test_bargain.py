@@ -191,3 +191,23 @@ def test_refused_after_each_buyer_turn_reads_the_replies_between_buyer_turns():
     pairs = [("buyer", "便宜点"), ("agent", "亲，满199减20哦"), ("buyer", "少五块"), ("agent", "可以的亲，给您改")]
     assert refused_after_each_buyer_turn(pairs) == [True, False]
     assert refused_after_each_buyer_turn([("agent", "您好"), ("buyer", "在吗")]) == [False]
+
+
+@pytest.mark.parametrize(
+    "text, budget, discount",
+    [("微信零钱就56块 t恤能卖我不", 56, None), ("余额97 差两块", 97, 2), ("我就带了120块预算", 120, None),
+     ("卡上只有70", 70, None), ("零钱不够", None, None)],
+)
+def test_budget_words_and_gaps(text, budget, discount):
+    a = extract_amounts(text)
+    assert a.budget == budget and a.discount_amount == discount and a.offer_price is None
+
+
+def test_buyer_quoting_our_price_is_not_an_offer(shop):
+    a = advise(shop, "excuse", "阔腿裤89 我卡上只有70", [], [], price=89)
+    assert a.order_total == 89 and a.buyer_total == 70 and a.gap == 19
+
+
+def test_budget_and_shortfall_give_the_gap_without_a_list_price(shop):
+    a = advise(shop, "excuse", "余额97 差两块", [], [])
+    assert a.order_total == 99 and a.gap == 2 and a.variant == "small_gap"

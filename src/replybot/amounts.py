@@ -79,7 +79,7 @@ def extract_amounts(text: str) -> Amounts:
         if not tok[0].isdigit() and len(tok) == 1 and tok in "一两俩" and not re.match(rf"\s*[{_COUNTERS}块元]", t_no_rate[end:]):
             continue  # 一下, 一点, 两个人: not amounts
         value = _value(tok)
-        if value is None:
+        if not value:  # None, or a bare 零 as in 零钱
             continue
         after = t_no_rate[end : end + 6]
         before = t_no_rate[max(0, start - 6) : start]
@@ -96,9 +96,11 @@ def extract_amounts(text: str) -> Amounts:
                 out.quantity = int(value)
             continue
         out.prices.append(value)
-        if re.search(r"(少|便宜|减|优惠|让|抹)了?\s*(个|点)?$", before):
+        if re.search(r"(少|便宜|减|优惠|让|抹|差)了?\s*(个|点)?$", before):
             out.discount_amount = value
-        elif re.search(r"(只有|就剩|只剩|还剩|余额|剩下|就有|只能付|最多付?)\s*(个|了)?$", before):
+        elif re.search(r"(只有|就剩|只剩|还剩|余额|剩下|就有|只能付|最多付?|带了)\s*(个|了)?$", before) or re.search(
+            r"(零钱|钱包|卡里|卡上|支付宝|微信|花呗|余额|预算)(里|上|里面)?\s*(就|只|才|还)?\s*(有|剩|剩下)?\s*(个|了)?$", before
+        ):
             out.budget = value
         elif re.match(rf"\s*(块|元|¥)?\s*[一每]\s*[{_COUNTERS}]", after):
             out.offer_price = value

@@ -51,9 +51,12 @@ def merge_amounts(latest: Amounts, earlier: Sequence[Amounts]) -> Amounts:
 
 
 def buyer_total(a: Amounts, list_total: float | None, qty: int) -> float | None:
+    """What the buyer would pay: an offer, else a budget, else our total less the asked discount.
+    A "price" equal to our own list price is the buyer quoting it (阔腿裤89 我卡上只有70)."""
     if a.offer_total is not None:
         return a.offer_total
-    if a.offer_price is not None:
+    quoting_ours = list_total is not None and a.offer_price is not None and abs(a.offer_price * qty - list_total) < 0.01
+    if a.offer_price is not None and not quoting_ours:
         return a.offer_price * qty
     if a.budget is not None:
         return a.budget
@@ -98,6 +101,9 @@ def advise(
     quantity = qty or amounts.quantity or 1
     unit = price if price is not None else list_price_from_catalog(shop, [t.text for t in context] + [message])
     total = order_total if order_total is not None else (unit * quantity if unit is not None else None)
+    offered = amounts.budget if amounts.budget is not None else amounts.offer_price
+    if total is None and offered is not None and amounts.discount_amount:  # 余额97 差两块: ours is 99
+        total = offered + amounts.discount_amount
     target = buyer_total(amounts, total, quantity)
     gap = gap_pct = floor_total = agent_limit = None
     if total is not None:
