@@ -108,12 +108,12 @@ def test_catalogue_alias_named_by_the_agent_gives_the_price(shop):
 
 
 def test_changed_policy_changes_advice_without_code(shop):
-    before = advise(shop, "excuse", "支付宝只有92", [], [], price=100)
-    assert before.variant == "large_gap"
-    wider = shop.model_copy(update={"bargaining": shop.bargaining.model_copy(update={"small_gap_amount": 10}),
-                                    "agent_authority": shop.agent_authority.model_copy(update={"max_discount_percent": 10, "max_round_off": 10})})
-    after = advise(wider, "excuse", "支付宝只有92", [], [], price=100)
-    assert after.variant == "small_gap" and after.concession.amount == 8
+    before = advise(shop, "excuse", "支付宝只有85", [], [], price=100)
+    assert before.variant == "large_gap" and before.concession.kind == "pay_later"
+    wider = shop.model_copy(update={"bargaining": shop.bargaining.model_copy(update={"small_gap_amount": 15}),
+                                    "agent_authority": shop.agent_authority.model_copy(update={"max_discount_percent": 15, "max_round_off": 15, "floor_price_percent": 80})})
+    after = advise(wider, "excuse", "支付宝只有85", [], [], price=100)
+    assert after.variant == "small_gap" and after.concession.amount == 15 and not after.escalate
 
 
 def test_five_turn_pestering_run_counts_rounds_and_refusals(shop):
@@ -206,6 +206,12 @@ def test_budget_words_and_gaps(text, budget, discount):
 def test_buyer_quoting_our_price_is_not_an_offer(shop):
     a = advise(shop, "excuse", "阔腿裤89 我卡上只有70", [], [], price=89)
     assert a.order_total == 89 and a.buyer_total == 70 and a.gap == 19
+
+
+def test_small_gap_past_authority_concedes_the_limit_and_escalates(shop):
+    a = advise(shop, "excuse", "钱包只剩55了", [], [], price=59)
+    assert a.variant == "small_gap" and a.concession.amount <= a.agent_limit < a.gap
+    assert a.escalate and "请示主管" in a.escalate_reason
 
 
 def test_budget_and_shortfall_give_the_gap_without_a_list_price(shop):

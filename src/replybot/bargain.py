@@ -80,7 +80,7 @@ def choose_variant(buyer_type: str | None, gap: float | None, gap_pct: float | N
             return "large_gap"
         return "small_gap_fair_order" if order_total >= bands.fair_order_amount else "small_gap_small_order"
     if buyer_type == "excuse":
-        return "small_gap" if small and gap <= agent_limit else "large_gap"
+        return "small_gap" if small else "large_gap"  # past the agent's authority, concede() escalates
     return None
 
 
