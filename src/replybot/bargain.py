@@ -7,6 +7,7 @@ authority; anything more is for the supervisor (请示主管), with the reason.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from .amounts import extract_amounts
@@ -107,8 +108,9 @@ def advise(
     target = buyer_total(amounts, total, quantity)
     gap = gap_pct = floor_total = agent_limit = None
     if total is not None:
-        floor_total = round(total * auth.floor_price_percent / 100, 2)
-        agent_limit = round(max(0.0, min(total * auth.max_discount_percent / 100, total - floor_total)), 2)
+        # to the cent, on the shop's side: the floor rounds up, the agent's limit down
+        floor_total = math.ceil(round(total * auth.floor_price_percent, 6)) / 100
+        agent_limit = max(0.0, math.floor(round(min(total * auth.max_discount_percent, 100 * (total - floor_total)), 6)) / 100)
     if total is not None and target is not None:
         gap = round(max(0.0, total - target), 2)
         gap_pct = round(100 * gap / total, 1) if total else 0.0
