@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -91,10 +90,6 @@ def bench_eval() -> dict:
     return {"eval_turns_per_s": summary["turns_per_s"], "eval_turns": len(records)}
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def synthetic_drafts(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Drafts of many shops: random mixtures of three real vectors plus noise, normalized.
     (Noisy copies of the 173 drafts would make 500 near-ties per draft at 100k, where top-10
@@ -123,7 +118,6 @@ def bench_scale(sizes: list[int]) -> dict:
         exact = faiss.IndexFlatIP(vecs.shape[1])
         exact.add(vecs)
         _, truth = exact.search(queries, 10)
-        rss0 = _rss_mb()
         t0 = time.perf_counter()
         index = build_key_index(vecs)
         build_s = time.perf_counter() - t0
@@ -135,7 +129,7 @@ def bench_scale(sizes: list[int]) -> dict:
         _, got = index.search(queries, 10)
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got)]))
         out[n] = {"index": type(index).__name__, "build_s": build_s, "search_p50_ms": float(np.percentile(lat, 50)),
-                  "recall_at_10": recall, "rss_growth_mb": max(0.0, _rss_mb() - rss0), "vectors_mb": vecs.nbytes / 2**20}
+                  "recall_at_10": recall, "index_mb": faiss.serialize_index(index).nbytes / 2**20, "vectors_mb": vecs.nbytes / 2**20}
     return out
 
 
@@ -163,7 +157,7 @@ def main() -> None:
     ]
     for size, m in r["scale"].items():
         rows.append((f"search p50 at {size:,} drafts ({m['index']})", "≤ 5 ms at 100k" if size == 100_000 else "—",
-                     f"{m['search_p50_ms']:.2f} ms, recall@10 {m['recall_at_10']:.3f}, build {m['build_s']:.2f} s, +{m['rss_growth_mb']:.0f} MB"))
+                     f"{m['search_p50_ms']:.2f} ms, recall@10 {m['recall_at_10']:.3f}, build {m['build_s']:.2f} s, {m['index_mb']:.0f} MB"))
     width = max(len(a) for a, _, _ in rows)
     print(f"machine: {r['machine']}")
     print(f"{'figure'.ljust(width)}  {'target'.ljust(14)}  measured")
