@@ -79,6 +79,16 @@ def cjk_font() -> str | None:
     wanted = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
               "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
     names = {f.name for f in font_manager.fontManager.ttflist}
+    if not names.intersection(wanted):
+        # matplotlib's font cache predates a font installed later (apt-get after the first plot)
+        hints = ("wqy", "wenquanyi", "notosanscjk", "notosanssc", "sourcehan", "simhei", "msyh", "pingfang", "stheiti", "uming")
+        for path in font_manager.findSystemFonts():
+            if any(h in Path(path).name.lower().replace("-", "") for h in hints):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        names = {f.name for f in font_manager.fontManager.ttflist}
     for name in wanted:
         if name in names:
             return name
