@@ -413,8 +413,8 @@ def test_once_prints_suggestions(x_env, mini_root, tmp_path):
 @needs_x
 @pytest.mark.parametrize(
     "data,line",
-    [("https://detail.tmall.com/item.htm?id=1", "剪贴板里不是买家消息：含网址\n"),
-     (b"\xff\xfe\x00\x01", "剪贴板里不是买家消息：不是文本（二进制内容）\n")],
+    [("https://detail.tmall.com/item.htm?id=1", "错误: 剪贴板里不是买家消息：含网址\n"),
+     (b"\xff\xfe\x00\x01", "错误: 剪贴板里不是买家消息：不是文本（二进制内容）\n")],
 )
 def test_once_refuses_what_is_not_a_buyer_message(x_env, data, line):
     set_clip(x_env, data)

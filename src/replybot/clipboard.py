@@ -721,7 +721,7 @@ def run_once(options: ClipOptions, backend: ClipboardBackend, suggester: Suggest
     content = backend.read()
     ok, reason = (False, content.reason) if isinstance(content, Unreadable) else is_buyer_message(content)
     if not ok:
-        print(f"剪贴板里不是买家消息：{reason}", file=sys.stderr, flush=True)
+        print(f"错误: 剪贴板里不是买家消息：{reason}", file=sys.stderr, flush=True)
         return 1
     assert isinstance(content, str)
     suggester = suggester or _load_suggester(options)
