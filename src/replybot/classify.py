@@ -31,7 +31,8 @@ AGENT_CONCEDE = re.compile(
 )
 
 PESTERING_MIN_MOVES = 3
-EARLIER_BARGAIN_MIN_P = 0.4  # an earlier turn this likely to be bargaining counts as a move
+EARLIER_BARGAIN_MIN_P = 0.2  # an earlier turn this likely to be bargaining counts as a move
+# (0.4 -> 0.2: pestering recall realdev 3/4 -> 4/4, eval/ 33/37 -> 34/37, no added false pestering on either)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
