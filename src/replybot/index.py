@@ -149,21 +149,31 @@ CONTEXT_WEIGHT = 0.4
 MAX_ABSTAIN_SHARE = 0.05
 
 
-def encode_distinct(encoder: Encoder, texts: list[str], report: Progress, share: float) -> dict[str, np.ndarray]:
-    """Each distinct text encoded once, in batches, on every core (the CLI runs its single
-    queries on one math thread; batches do gain from two)."""
+def encode_batches(encoder: Encoder, texts: list[str], batch: int = 64, on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Encode in batches on every core: one Python thread per core, each with one BLAS thread.
+    numpy's element-wise steps (GELU, layer norm, softmax) use one core however many BLAS threads
+    run, so two batches side by side beat one batch on two BLAS threads (measured 1.46x, 2 cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
+    chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    if len(chunks) <= 1:
+        return encoder.encode(texts)
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(os.cpu_count() or 1, len(chunks))) as pool:
+        for done, vecs in enumerate(pool.map(encoder.encode, chunks), start=1):
+            out.append(vecs)
+            if on_batch:
+                on_batch(done, len(chunks))
+    return np.concatenate(out)
+
+
+def encode_distinct(encoder: Encoder, texts: list[str], report: Progress, share: float) -> dict[str, np.ndarray]:
+    """Each distinct text encoded once; similar lengths batched together (little padding)."""
     distinct = sorted(set(texts), key=len)
-    vectors: dict[str, np.ndarray] = {}
-    step = 64
-    with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
-        for start in range(0, len(distinct), step):
-            chunk = distinct[start : start + step]
-            for text, vec in zip(chunk, encoder.encode(chunk)):
-                vectors[text] = vec
-            report("正在编码例句和话术", min(1.0, (start + step) / len(distinct)) * share)
-    return vectors
+    vecs = encode_batches(encoder, distinct, on_batch=lambda done, n: report("正在编码例句和话术", done / n * share))
+    return dict(zip(distinct, vecs))
 
 
 def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) -> Bundle:

@@ -13,7 +13,7 @@ from .classify import Classification, TurnFeatures, refused_after_each_buyer_tur
 from .config import Settings
 from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
-from .index import Bundle, Encoder, compose_vectors, context_tail, get_bundle, joined_text
+from .index import Bundle, Encoder, compose_vectors, context_tail, encode_batches, get_bundle, joined_text
 from .bargain import BargainAdvice, advise
 from .policy import DIALOGUE_PLACEHOLDERS, fill, intent_notes, money, notes_out, shop_values
 from .rank import rank_drafts
@@ -47,11 +47,9 @@ class VectorMemo:
         self._vectors: dict[str, np.ndarray] = {}
 
     def encode(self, encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        for start in range(0, len(missing), BATCH):
-            chunk = missing[start : start + BATCH]
-            for text, vec in zip(chunk, encoder.encode(chunk)):
-                self._vectors[text] = vec
+        missing = sorted(dict.fromkeys(t for t in texts if t not in self._vectors), key=len)
+        if missing:
+            self._vectors.update(zip(missing, encode_batches(encoder, missing, BATCH)))
         found = {t: self._vectors[t] for t in texts}
         while len(self._vectors) > self.size:  # oldest first (dicts keep insertion order)
             del self._vectors[next(iter(self._vectors))]
