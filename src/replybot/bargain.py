@@ -11,23 +11,16 @@ import math
 from typing import Sequence
 
 from .amounts import extract_amounts
-from .classify import agent_refuses
+from .classify import refused_after_each_buyer_turn, refused_moves
 from .policy import money
 from .schemas import Amounts, BargainAdvice, Concession, ShopPolicy, Turn
 
+
 def bargaining_round(context: Sequence[Turn], is_bargain: Sequence[bool]) -> tuple[int, int]:
-    """(this message's bargaining move number, agent replies that turned a move down)."""
-    moves = sum(is_bargain) + 1
-    # is_bargain covers the latest buyer turns only (the classifier reads a bounded history)
-    k = len(is_bargain) - sum(t.role == "buyer" for t in context)
-    refusals, answering_move, counted = 0, False, False
-    for turn in context:
-        if turn.role == "buyer":
-            answering_move, counted = 0 <= k < len(is_bargain) and bool(is_bargain[k]), False
-            k += 1
-        elif answering_move and not counted and agent_refuses(turn.text):
-            refusals, counted = refusals + 1, True
-    return moves, refusals
+    """(this message's bargaining move number, agent replies that turned a move down).
+    is_bargain covers the latest buyer turns only (the classifier reads a bounded history)."""
+    refused = refused_after_each_buyer_turn([(t.role, t.text) for t in context], len(is_bargain))
+    return sum(is_bargain) + 1, refused_moves(is_bargain, refused)
 
 
 def list_price_from_catalog(shop: ShopPolicy, texts: Sequence[str]) -> float | None:

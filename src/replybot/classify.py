@@ -8,8 +8,8 @@ never imports scikit-learn.
 from __future__ import annotations
 
 import re
-from typing import Sequence
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ SparseRow = tuple[np.ndarray, np.ndarray]
 
 # Agent turns that decline a bargaining move (the taxonomy's "the agent has already declined").
 AGENT_DECLINE = re.compile(
-    r"不能|不行|没法|没办法|无法|做不了|让不了|减不了|便宜不了|少不了|不议价|不讲价|不还价|最低|底价|已经是.{0,8}(价|优惠|折)"
+    r"不能|不行|没法|没办法|无法|做不了|便宜不了|不议价|不讲价|不还价|最低|底价|已经是.{0,8}(价|优惠|折)"
     r"|抱歉|不好意思|实在|亏本|成本|利润|没有(优惠|活动|折扣)|统一价|明码标价|请谅解|理解一下"
     r"|[改动降包给送让减少抹]不了|做不到|办不到|不包邮|不在包邮|以.{0,4}为准"
 )
@@ -133,7 +133,7 @@ class TurnFeatures:
     previous_buyer_sparse: list[SparseRow] = field(default_factory=list)
     previous_buyer_joined_vecs: np.ndarray | None = None  # each earlier buyer turn read with its own context
     previous_buyer_joined_sparse: list[SparseRow] = field(default_factory=list)
-    refused_after: list[bool] = field(default_factory=list)  # per earlier buyer turn: did the agent's reply refuse?
+    refused_after: list[bool] = field(default_factory=list)  # per earlier buyer turn (aligned with previous_buyer_*)
     nearest_similarity: float = 1.0
 
 
@@ -190,8 +190,7 @@ class DialogueClassifier:
         earlier = self.earlier_bargaining(f)
         if intent == BARGAIN:
             moves = sum(earlier) + 1
-            refused = any(b and r for b, r in zip(earlier, f.refused_after))
-            if moves >= PESTERING_MIN_MOVES and refused:
+            if moves >= PESTERING_MIN_MOVES and refused_moves(earlier, f.refused_after):
                 buyer_type, type_conf = "pestering", 0.95
             else:
                 tp = self.type_head.predict_proba(f.message_vec[None, :], [f.message_sparse])[0]
@@ -206,12 +205,20 @@ def agent_refuses(text: str) -> bool:
     return bool(AGENT_DECLINE.search(text)) or not AGENT_CONCEDE.search(text)
 
 
-def refused_after_each_buyer_turn(context_turns: Sequence[tuple[str, str]]) -> list[bool]:
-    """For each buyer turn of the context: did the agent turns that answered it refuse?"""
+def refused_after_each_buyer_turn(context_turns: Sequence[tuple[str, str]], last: int | None = None) -> list[bool]:
+    """For each buyer turn of the context (the `last` ones only, when given, to line up with
+    the classifier's bounded history): did the agent turns that answered it refuse?"""
     out: list[bool] = []
     for role, text in context_turns:
         if role == "buyer":
             out.append(False)
         elif out:
             out[-1] = out[-1] or agent_refuses(text)
-    return out
+    if last is None:
+        return out
+    return out[max(0, len(out) - last) :] if last > 0 else []
+
+
+def refused_moves(is_bargain: Sequence[bool], refused_after: Sequence[bool]) -> int:
+    """How many earlier bargaining moves the agent turned down (both lists per buyer turn)."""
+    return sum(1 for b, r in zip(is_bargain, refused_after) if b and r)

@@ -151,7 +151,7 @@ class Suggester:
                         [compose_vectors(np.stack([vectors[x] for x in parts]), parts) for parts in joined_parts]
                     )
                     f.previous_buyer_joined_sparse = [featurizer.transform_one(" ".join(parts)) for parts in joined_parts]
-                f.refused_after = refused_after_each_buyer_turn(pairs)[-len(previous_buyer) :] if previous_buyer else []
+                f.refused_after = refused_after_each_buyer_turn(pairs, len(previous_buyer))
                 query_vec = retrieval_query(message, message_vecs[row], f.joined_vec)
             out.append((f, query_vec))
         return out
