@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..taxonomy import BUYER_TYPES, INTENTS
+from ..taxonomy import BARGAIN, BUYER_TYPES, INTENTS
 
 
 @dataclass
@@ -143,7 +143,10 @@ def speed_metrics(latencies_ms: list[float], wall_s: float, n_turns: int | None 
 def baseline_metrics(records: list[Record], name: str) -> dict:
     preds = [r.baselines[name]["intent"] for r in records]
     m = intent_metrics([r.gold for r in records], [r.also for r in records], preds)
-    bt = buyer_type_metrics(records, [r.baselines[name].get("buyer_type") for r in records])
+    # A type counts only where the method also said bargain, as for replybot: an agent sees a
+    # buyer type only beside a bargaining intent.
+    types = [b.get("buyer_type") if b["intent"] == BARGAIN else None for b in (r.baselines[name] for r in records)]
+    bt = buyer_type_metrics(records, types)
     return {
         "intent_accuracy": m["intent_accuracy"],
         "intent_macro_f1": m["intent_macro_f1"],

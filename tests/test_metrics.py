@@ -1,0 +1,33 @@
+"""Evaluation metrics on hand-made records: what counts as right for replybot and the baselines."""
+
+from replybot.evaluation.metrics import Record, baseline_metrics, buyer_type_metrics, intent_metrics
+
+
+def record(gold: str, predicted: str, gold_type: str | None = None, buyer_type: str | None = None, also=(), baseline=None) -> Record:
+    return Record(
+        dialogue_id="d", index=0, text="x", context=[], gold=gold, also=list(also), gold_buyer_type=gold_type,
+        accept=[], predicted=predicted, confidence=0.9, abstained=False, top_intent=predicted,
+        buyer_type=buyer_type, draft_ids=[], latency_ms=1.0, baselines={"b": baseline} if baseline else {},
+    )
+
+
+def test_intent_accuracy_counts_also_but_strict_does_not():
+    m = intent_metrics(["returns", "shipping"], [["size"], []], ["size", "shipping"])
+    assert m["intent_accuracy"] == 1.0
+    assert m["intent_accuracy_strict"] == 0.5
+
+
+def test_buyer_type_needs_the_bargain_intent_for_baselines_as_for_replybot():
+    records = [
+        # the baseline guessed the right type but called the turn shipping: an agent would see no type
+        record("bargain", "bargain", "probing", "probing", baseline={"intent": "shipping", "buyer_type": "probing"}),
+        record("bargain", "bargain", "comparing", "comparing", baseline={"intent": "bargain", "buyer_type": "comparing"}),
+    ]
+    assert baseline_metrics(records, "b")["buyer_type_accuracy"] == 0.5
+    assert buyer_type_metrics(records)["buyer_type_accuracy"] == 1.0
+
+
+def test_replybot_without_a_type_is_wrong_on_a_bargain_turn():
+    records = [record("bargain", "other", "excuse", None), record("shipping", "shipping")]
+    m = buyer_type_metrics(records)
+    assert m["n_bargain_turns"] == 1 and m["buyer_type_accuracy"] == 0.0
