@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
+from .cores import QueryThreads
 from .errors import ClipboardError, InputError, ReplybotError
 from .schemas import Turn
 
@@ -484,8 +485,10 @@ class ClipHelper:
         log: PickLog | None = None,
         say: Callable[[str], None] = lambda line: print(line, flush=True),
         clock: Callable[[], float] = time.monotonic,
+        threads: QueryThreads | None = None,
     ):
         self.suggester = suggester
+        self.threads = threads or QueryThreads()
         self.clipboard = clipboard
         self.keys = keys
         self.k = k
@@ -530,7 +533,8 @@ class ClipHelper:
 
         started = time.perf_counter()
         try:
-            suggestion = self.suggester.suggest(text, list(self.conversation.turns), self.k)
+            with self.threads.limit():
+                suggestion = self.suggester.suggest(text, list(self.conversation.turns), self.k)
         except ReplybotError as exc:
             self.say(f"· 无法给出建议：{exc}")
             return

@@ -40,22 +40,21 @@ def score_turns(
 
 def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
     """Milliseconds per turn through suggest(), one call per turn, with the model loaded and a
-    fresh memory of seen texts (so each new message and agent turn is encoded in the call)."""
-    from threadpoolctl import threadpool_limits
+    fresh memory of seen texts (so each new message and agent turn is encoded in the call),
+    on the cores the clip helper would use (see cores.QueryThreads)."""
+    from ..cores import QueryThreads
 
     suggester.forget_seen_texts()
-    limits = threadpool_limits(limits=1)  # one math thread, as `replybot suggest` and `clip` run
-    try:
-        if turns:
-            suggester.suggest("亲 在吗", (), EVAL_K)  # warm-up outside the figures
-        out = []
-        for t in turns:
-            t0 = time.perf_counter()
+    threads = QueryThreads()
+    out = []
+    if turns:
+        suggester.suggest("亲 在吗", (), EVAL_K)  # warm-up outside the figures
+    for t in turns:
+        t0 = time.perf_counter()
+        with threads.limit():
             suggester.suggest(t.text, t.context, EVAL_K)
-            out.append((time.perf_counter() - t0) * 1000)
-        return out
-    finally:
-        limits.restore_original_limits()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 def _record(t: EvalTurn, suggestion) -> Record:
