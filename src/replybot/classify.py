@@ -76,7 +76,7 @@ class LinearHead:
         from sklearn.linear_model import LogisticRegression
 
         X = hstack([csr_matrix(dense * dense_scale), sparse_matrix]).tocsr()
-        model = LogisticRegression(C=C, max_iter=3000)
+        model = LogisticRegression(C=C, max_iter=3000, solver="newton-cg")  # same optimum as lbfgs, 10 Newton steps: 1.5 s vs 2.6 s a fit here
         model.fit(X, labels, sample_weight=sample_weight)
         coef = np.asarray(model.coef_, dtype=np.float32)
         classes = [str(c) for c in model.classes_]

@@ -22,7 +22,7 @@ from .classify import OTHER, DialogueClassifier, LinearHead, fit_temperature, so
 from .corpus import Corpus, Example
 from .features import NgramFeaturizer
 
-FORMAT_VERSION = "9"
+FORMAT_VERSION = "10"
 Progress = Callable[[str, float], None]
 
 
