@@ -131,3 +131,35 @@ def test_abstention_only_where_other_beats_the_guesses():
     # the least sure 3%: guesses never right, "other" right half the time: abstain there (capped)
     correct[:30], other[:30] = False, np.arange(30) % 2 == 0
     assert conf[29] <= choose_threshold(conf, correct, other) <= conf[49] + 1e-9
+
+
+def _uniform_classifier(vote_weight: float):
+    import numpy as np
+
+    from replybot.classify import DialogueClassifier, LinearHead
+    from replybot.features import NgramFeaturizer
+
+    classes = ["bargain", "returns", "shipping"]
+    head = LinearHead(classes, np.zeros((3, 4), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32))
+    examples = np.array([1, 1, 2, 0])  # example rows: returns, returns, shipping, bargain
+    return DialogueClassifier(head, head, NgramFeaturizer(), 0.4, 0.0, 0.0, examples, vote_weight, 0.05)
+
+
+def _features(neighbours):
+    import numpy as np
+
+    from replybot.classify import TurnFeatures
+
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    return TurnFeatures(message_vec=np.zeros(4, np.float32), message_sparse=empty, message_neighbours=neighbours)
+
+
+def test_nearest_examples_vote_beside_the_linear_head():
+    import numpy as np
+
+    near = (np.array([0.95, 0.94, 0.80, -1.0], np.float32), np.array([0, 1, 2, -1]))  # -1: fewer examples than asked
+    p, _ = _uniform_classifier(0.4).intent_proba(_features(near))
+    assert p.argmax() == 1  # the two close returns examples outvote the far shipping one
+    assert abs(p.sum() - 1) < 1e-6 and p[1] <= 0.6 + 1 / 3 * 0.6 + 1e-6  # the head keeps its 60%
+    p0, _ = _uniform_classifier(0.0).intent_proba(_features(near))
+    assert np.allclose(p0, 1 / 3)  # no vote: the head alone

@@ -17,6 +17,7 @@ from .features import NgramFeaturizer
 from .taxonomy import BARGAIN, OTHER
 
 SparseRow = tuple[np.ndarray, np.ndarray]
+Neighbours = tuple[np.ndarray, np.ndarray]  # cosines and example rows of the nearest examples, best first
 
 # Agent turns that decline a bargaining move (the taxonomy's "the agent has already declined").
 AGENT_DECLINE = re.compile(
@@ -135,6 +136,8 @@ class TurnFeatures:
     previous_buyer_joined_sparse: list[SparseRow] = field(default_factory=list)
     refused_after: list[bool] = field(default_factory=list)  # per earlier buyer turn (aligned with previous_buyer_*)
     nearest_similarity: float = 1.0
+    message_neighbours: Neighbours | None = None  # nearest intent examples to the message
+    joined_neighbours: Neighbours | None = None  # ... and to the message read with its context
 
 
 @dataclass
@@ -158,13 +161,34 @@ class DialogueClassifier:
     context_weight: float = 0.5
     abstain_threshold: float = 0.0
     min_similarity: float = 0.0
+    example_intents: np.ndarray | None = None  # per example row: its intent's index in intent_head.classes
+    vote_weight: float = 0.0
+    vote_temperature: float = 0.05
 
     def intent_proba(self, f: TurnFeatures) -> tuple[np.ndarray, bool]:
         p = self.intent_head.predict_proba(f.message_vec[None, :], [f.message_sparse])[0]
-        if f.joined_vec is None or f.joined_sparse is None:
-            return p, False
-        pj = self.intent_head.predict_proba(f.joined_vec[None, :], [f.joined_sparse])[0]
-        return (1 - self.context_weight) * p + self.context_weight * pj, True
+        context_used = f.joined_vec is not None and f.joined_sparse is not None
+        if context_used:
+            pj = self.intent_head.predict_proba(f.joined_vec[None, :], [f.joined_sparse])[0]
+            p = (1 - self.context_weight) * p + self.context_weight * pj
+        if self.vote_weight > 0 and self.example_intents is not None and f.message_neighbours is not None:
+            vote = self.neighbour_vote(f.message_neighbours)
+            if context_used and f.joined_neighbours is not None:
+                vote = (1 - self.context_weight) * vote + self.context_weight * self.neighbour_vote(f.joined_neighbours)
+            p = (1 - self.vote_weight) * p + self.vote_weight * vote
+        return p, context_used
+
+    def neighbour_vote(self, neighbours: Neighbours) -> np.ndarray:
+        """Intents of the nearest examples, weighted by a softmax of their cosines: the linear head
+        smooths over a phrasing met in only a few examples (mostly real-chat ones); its neighbours do not."""
+        sims, rows = neighbours
+        keep = rows >= 0
+        vote = np.zeros(len(self.intent_head.classes))
+        if not keep.any() or self.example_intents is None:
+            return vote + 1.0 / len(vote)
+        sims, rows = sims[keep], rows[keep]
+        np.add.at(vote, self.example_intents[rows], np.exp((sims - sims.max()) / self.vote_temperature))
+        return vote / vote.sum()
 
     def earlier_bargaining(self, f: TurnFeatures) -> list[bool]:
         """For each earlier buyer turn: was it a bargaining move? Each is read with the turns

@@ -22,7 +22,7 @@ from .classify import OTHER, DialogueClassifier, LinearHead, fit_temperature, so
 from .corpus import Corpus, Example
 from .features import NgramFeaturizer
 
-FORMAT_VERSION = "10"
+FORMAT_VERSION = "11"
 Progress = Callable[[str, float], None]
 
 
@@ -147,6 +147,9 @@ def balanced_weights(labels: list[str]) -> np.ndarray:
 DENSE_SCALE = 2.0
 HEAD_C = 20.0
 CONTEXT_WEIGHT = 0.4
+NEIGHBOURS = 10  # nearest examples that vote on the intent
+VOTE_WEIGHT = 0.4  # their share beside the linear head; measured in README ("How the classifier was chosen")
+VOTE_TEMPERATURE = 0.05  # softmax temperature over their cosines
 MAX_ABSTAIN_SHARE = 0.05
 
 
@@ -210,7 +213,10 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     type_head = LinearHead.fit(bt_vecs, featurizer.transform(bt_texts), [corpus.examples[i].buyer_type for i in bargain_rows], DENSE_SCALE, HEAD_C)
 
     floor = min_similarity(example_vecs)
-    classifier = DialogueClassifier(intent_head, type_head, featurizer, CONTEXT_WEIGHT, threshold, floor)
+    example_intents = np.array([intent_head.classes.index(ex.intent) for ex in corpus.examples], dtype=np.int64)
+    classifier = DialogueClassifier(
+        intent_head, type_head, featurizer, CONTEXT_WEIGHT, threshold, floor, example_intents, VOTE_WEIGHT, VOTE_TEMPERATURE
+    )
     stats = {
         "n_examples": len(corpus.examples),
         "n_drafts": len(corpus.drafts),
@@ -299,6 +305,7 @@ def save_bundle(bundle: Bundle, folder: Path) -> None:
             "key_owner": bundle.key_owner,
             "draft_vecs": bundle.draft_vecs,
             "idf": clf.featurizer.idf_,
+            "example_intents": clf.example_intents,
             **clf.intent_head.to_arrays("intent"),
             **clf.type_head.to_arrays("type"),
         }
@@ -311,6 +318,8 @@ def save_bundle(bundle: Bundle, folder: Path) -> None:
             "context_weight": clf.context_weight,
             "abstain_threshold": clf.abstain_threshold,
             "min_similarity": clf.min_similarity,
+            "vote_weight": clf.vote_weight,
+            "vote_temperature": clf.vote_temperature,
             "stats": bundle.stats,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -342,6 +351,9 @@ def load_bundle(folder: Path) -> Bundle | None:
             meta["context_weight"],
             meta["abstain_threshold"],
             meta["min_similarity"],
+            arrays["example_intents"],
+            meta["vote_weight"],
+            meta["vote_temperature"],
         )
         import faiss
 

@@ -13,7 +13,7 @@ from .classify import Classification, TurnFeatures, refused_after_each_buyer_tur
 from .config import Settings
 from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
-from .index import Bundle, Encoder, compose_vectors, context_tail, encode_batches, get_bundle, joined_text
+from .index import NEIGHBOURS, Bundle, Encoder, compose_vectors, context_tail, encode_batches, get_bundle, joined_text
 from .bargain import BargainAdvice, advise
 from .policy import DIALOGUE_PLACEHOLDERS, fill, intent_notes, money, notes_out, shop_values
 from .rank import rank_drafts
@@ -133,16 +133,19 @@ class Suggester:
         bundle = self.bundle
         featurizer = bundle.classifier.featurizer
         message_vecs = np.stack([vectors[m] for m, *_ in plans]).astype(np.float32)
-        sims, _ = bundle.example_index.search(message_vecs, 1)
+        sims, rows = bundle.example_index.search(message_vecs, NEIGHBOURS)
         out = []
+        joined_at: list[int] = []
         for row, (message, pairs, tail, previous_buyer) in enumerate(plans):
             f = TurnFeatures(message_vec=message_vecs[row], message_sparse=featurizer.transform_one(message))
             f.nearest_similarity = float(sims[row][0])
+            f.message_neighbours = (sims[row], rows[row])
             query_vec = message_vecs[row]
             if pairs:
                 parts = tail + [message]
                 f.joined_vec = compose_vectors(np.stack([vectors[t] for t in parts]), parts)
                 f.joined_sparse = featurizer.transform_one(joined_text(pairs, message))
+                joined_at.append(row)
                 if previous_buyer:
                     f.previous_buyer_vecs = np.stack([vectors[t] for t, _ in previous_buyer])
                     f.previous_buyer_sparse = [featurizer.transform_one(t) for t, _ in previous_buyer]
@@ -154,6 +157,11 @@ class Suggester:
                 f.refused_after = refused_after_each_buyer_turn(pairs, len(previous_buyer))
                 query_vec = retrieval_query(message, message_vecs[row], f.joined_vec)
             out.append((f, query_vec))
+        if joined_at:
+            joined = np.stack([out[row][0].joined_vec for row in joined_at]).astype(np.float32)
+            j_sims, j_rows = bundle.example_index.search(joined, NEIGHBOURS)
+            for k, row in enumerate(joined_at):
+                out[row][0].joined_neighbours = (j_sims[k], j_rows[k])
         return out
 
     def classify(self, message: str, context: Sequence[Turn] = ()) -> Classification:
