@@ -24,7 +24,17 @@ from replybot.classify import LinearHead, softmax  # noqa: E402
 from replybot.config import Settings  # noqa: E402
 from replybot.evaluation.dataset import load_dialogues  # noqa: E402
 from replybot.features import NgramFeaturizer  # noqa: E402
-from replybot.index import _example_rows, balanced_weights, compose_vectors, context_tail, joined_text  # noqa: E402
+from replybot.index import (  # noqa: E402
+    CONTEXT_WEIGHT,
+    NEIGHBOURS,
+    VOTE_TEMPERATURE,
+    VOTE_WEIGHT,
+    _example_rows,
+    balanced_weights,
+    compose_vectors,
+    context_tail,
+    joined_text,
+)
 from replybot.suggest import Suggester  # noqa: E402
 
 
@@ -91,7 +101,7 @@ def main() -> None:
     heads = {
         "tf-idf n-grams + LR": (LinearHead.fit(X[:, :0], S, labels, 1.0, 20.0, weights), False, True),
         "embeddings + LR": (LinearHead.fit(X, S[:, :0], labels, 2.0, 20.0, weights), True, False),
-        "hybrid (shipped)": (LinearHead.fit(X, S, labels, 2.0, 20.0, weights), True, True),
+        "hybrid": (LinearHead.fit(X, S, labels, 2.0, 20.0, weights), True, True),
         "hybrid, unweighted": (LinearHead.fit(X, S, labels, 2.0, 20.0), True, True),
         "hybrid, C=5": (LinearHead.fit(X, S, labels, 2.0, 5.0, weights), True, True),
         "hybrid, dense x4": (LinearHead.fit(X, S, labels, 4.0, 20.0, weights), True, True),
@@ -134,6 +144,36 @@ def main() -> None:
                 pred = [head.classes[i] for i in p.argmax(axis=1)]
                 cells.append(f"ctx {w}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
             print(f"{name:28s} " + "   ".join(cells))
+
+        # shipped: the hybrid at context 0.4, with the nearest examples voting beside it
+        head = heads["hybrid"][0]
+        cls_of = np.array([head.classes.index(lbl) for lbl in ex_labels])
+
+        def vote(V: np.ndarray) -> np.ndarray:
+            sims_v = V @ ex_vecs.T
+            top_v = np.argsort(-sims_v, axis=1)[:, :NEIGHBOURS]
+            out = np.zeros((len(V), len(head.classes)))
+            for row, idx in enumerate(top_v):
+                w = np.exp((sims_v[row, idx] - sims_v[row, idx].max()) / VOTE_TEMPERATURE)
+                np.add.at(out[row], cls_of[idx], w)
+            return out / out.sum(axis=1, keepdims=True)
+
+        def mix(pm_: np.ndarray, pj_: np.ndarray) -> np.ndarray:
+            p_ = pm_.copy()
+            p_[has_ctx] = (1 - CONTEXT_WEIGHT) * pm_[has_ctx] + CONTEXT_WEIGHT * pj_[has_ctx]
+            return p_
+
+        def hybrid_proba(V, SS):
+            z = (V * head.dense_scale) @ head.dense_w.T + head.bias + np.asarray(SS @ head.sparse_w.T)
+            return softmax(z)
+
+        p_head = mix(hybrid_proba(M, Sm), hybrid_proba(J, Sj))
+        p_vote = mix(vote(M), vote(J))
+        cells = []
+        for a in (0.0, 0.2, 0.3, 0.4, 0.5):
+            pred = [head.classes[i] for i in ((1 - a) * p_head + a * p_vote).argmax(axis=1)]
+            cells.append(f"vote {a}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
+        print(f"{'hybrid ctx 0.4 + neighbours':28s} " + "   ".join(cells) + f"   (shipped: vote {VOTE_WEIGHT})")
 
 
 if __name__ == "__main__":
