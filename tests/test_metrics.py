@@ -31,3 +31,16 @@ def test_replybot_without_a_type_is_wrong_on_a_bargain_turn():
     records = [record("bargain", "other", "excuse", None), record("shipping", "shipping")]
     m = buyer_type_metrics(records)
     assert m["n_bargain_turns"] == 1 and m["buyer_type_accuracy"] == 0.0
+
+
+def test_accuracy_at_coverage_keeps_the_most_confident_share_and_ties():
+    import numpy as np
+
+    from replybot.evaluation.metrics import accuracy_at_coverage
+
+    conf = np.array([0.99, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    ok = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], dtype=bool)
+    assert accuracy_at_coverage(conf, ok, 0.8) == (1.0, 0.3)
+    tied = np.array([0.9] * 9 + [0.1])  # nine tied at the top: all nine are kept
+    assert accuracy_at_coverage(tied, ok, 0.8) == (round(8 / 9, 4), 0.9)
+    assert accuracy_at_coverage(np.array([]), np.array([], dtype=bool), 0.8) == (None, None)

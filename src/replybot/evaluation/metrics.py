@@ -103,13 +103,26 @@ def abstention_metrics(records: list[Record]) -> dict:
         if keep.sum() == 0:
             break
         curve.append({"threshold": float(t), "coverage": round(float(keep.mean()), 4), "accuracy": round(float(ok[keep].mean()), 4)})
-    best_at_80 = max((c["accuracy"] for c in curve if c["coverage"] >= 0.8), default=None)
+    at_80, cut_80 = accuracy_at_coverage(conf, ok, 0.8)
     return {
         "abstain_rate": round(1 - len(answered) / n, 4) if n else 0.0,
         "answered_accuracy": round(sum(r.correct for r in answered) / len(answered), 4) if answered else None,
-        "accuracy_at_80_coverage": best_at_80,
+        "accuracy_at_80_coverage": at_80,
+        "threshold_at_80_coverage": cut_80,
         "coverage_curve": curve,
     }
+
+
+def accuracy_at_coverage(conf: np.ndarray, ok: np.ndarray, coverage: float) -> tuple[float | None, float | None]:
+    """Accuracy on the most confident `coverage` share of turns, and the confidence cut that keeps
+    them (turns tied at the cut are kept, so the share can only be larger). Exact, where the
+    20-step curve above can only say what its own thresholds keep."""
+    if not len(conf):
+        return None, None
+    k = max(1, int(np.ceil(coverage * len(conf) - 1e-9)))
+    cut = float(np.sort(conf)[::-1][k - 1])
+    keep = conf >= cut
+    return round(float(ok[keep].mean()), 4), round(cut, 4)
 
 
 def draft_metrics(records: list[Record]) -> dict:

@@ -32,6 +32,8 @@ def render_table(summary: dict, console) -> None:
         ("死缠烂打识别率", _pct(summary.get("pestering_recall"))),
         ("弃权率", _pct(summary["abstain_rate"])),
         ("作答部分准确率", _pct(summary["answered_accuracy"])),
+        ("最有把握的 80% 准确率", _pct(summary.get("accuracy_at_80_coverage"))
+         + ("" if summary.get("threshold_at_80_coverage") is None else f"（置信度 ≥ {summary['threshold_at_80_coverage']:.2f}）")),
         ("话术 hit@1 / hit@3 / MRR", f"{_pct(summary['hit_at_1'])} / {_pct(summary['hit_at_3'])} / "
          + ("—" if summary["mrr"] is None else f"{summary['mrr']:.3f}")),
         ("延迟 p50 / p95", f"{summary['latency_ms_p50']:.1f} / {summary['latency_ms_p95']:.1f} ms"),
