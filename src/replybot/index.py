@@ -99,9 +99,10 @@ HNSW_FROM = 20_000  # below this, exact search is already fast (measured: benchm
 def build_key_index(vectors: np.ndarray):
     """Exact search for a shop-sized corpus; HNSW once many shops make it large.
 
-    efSearch measured on 100k synthetic drafts (benchmarks/bench.py) against exact search:
-    recall@10 0.967 at 256 (1.5 ms), 0.982 at 512 (3.2 ms), 0.984 at 640 (3.3 ms), 0.991 at 768
-    (4.4 ms); exact search there takes 13 ms.
+    efSearch measured on 100k synthetic drafts (benchmarks/bench.py) against exact search, on
+    2026-12-01: recall@10 0.977 at 320 (2.7 ms), 0.980 at 384 (2.9 ms), 0.982 at 448 (3.2 ms),
+    0.986 at 512 (3.9 ms), 0.990 at 640 (4.7 ms, and 5.0 ms in a slow benchmark run). 512 keeps
+    a margin on both targets (recall >= 0.98, p50 <= 5 ms); exact search there takes 13 ms.
     """
     import faiss
 
@@ -110,7 +111,7 @@ def build_key_index(vectors: np.ndarray):
     index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    index.hnsw.efSearch = 640
+    index.hnsw.efSearch = 512
     return index
 
 
