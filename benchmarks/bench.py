@@ -63,7 +63,7 @@ def bench_warm(n: int) -> dict:
 
     from threadpoolctl import threadpool_limits
 
-    from replybot.cores import MIN_SAMPLE_S, QueryThreads
+    from replybot.cores import QueryThreads
 
     s = Suggester()
     s.suggest("预热")
@@ -80,7 +80,7 @@ def bench_warm(n: int) -> dict:
         return lat
 
     threads = QueryThreads()  # as the clip helper runs: a second core only while it is idle
-    time.sleep(2 * MIN_SAMPLE_S)  # the helper waits for the agent's first copy: one load window measured
+    threads.wait_for_first_window()
     lat = run(threads.limit, "")
     one = run(lambda: threadpool_limits(limits=1, user_api="blas"), "#")
     out = {

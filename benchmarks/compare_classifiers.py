@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from replybot.classify import LinearHead, softmax  # noqa: E402
+from replybot.classify import LinearHead, neighbour_vote, softmax  # noqa: E402
 from replybot.config import Settings  # noqa: E402
 from replybot.evaluation.dataset import load_dialogues  # noqa: E402
 from replybot.features import NgramFeaturizer  # noqa: E402
@@ -129,6 +129,13 @@ def main() -> None:
                 votes[ex_labels[j]] += float(sims[row, j])
             knn.append(votes.most_common(1)[0][0])
         print(f"{'7-NN weighted vote':28s} {accuracy(knn, gold, also):.3f} / {macro_f1(knn, gold, also):.3f}")
+        def mix(pm: np.ndarray, pj: np.ndarray, w: float) -> np.ndarray:
+            """Message probabilities, mixed with the message-in-context ones where there is context."""
+            p = pm.copy()
+            p[has_ctx] = (1 - w) * pm[has_ctx] + w * pj[has_ctx]
+            return p
+
+        shipped_head = None
         for name, (head, dense_on, sparse_on) in heads.items():
             def proba(V, SS):
                 dense = V if dense_on else V[:, :0]
@@ -137,44 +144,32 @@ def main() -> None:
                 return softmax(z)
 
             pm, pj = proba(M, Sm), proba(J, Sj)
+            if name == "hybrid":
+                shipped_head = mix(pm, pj, CONTEXT_WEIGHT)
             cells = []
             for w in (0.0, 0.2, 0.3, 0.4, 0.5):
-                p = pm.copy()
-                p[has_ctx] = (1 - w) * pm[has_ctx] + w * pj[has_ctx]
-                pred = [head.classes[i] for i in p.argmax(axis=1)]
+                pred = [head.classes[i] for i in mix(pm, pj, w).argmax(axis=1)]
                 cells.append(f"ctx {w}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
             print(f"{name:28s} " + "   ".join(cells))
 
-        # shipped: the hybrid at context 0.4, with the nearest examples voting beside it
-        head = heads["hybrid"][0]
-        cls_of = np.array([head.classes.index(lbl) for lbl in ex_labels])
+        # shipped: the hybrid at the shipped context weight, with the nearest examples voting beside it
+        classes = heads["hybrid"][0].classes
+        example_intents = np.array([classes.index(lbl) for lbl in ex_labels])
 
-        def vote(V: np.ndarray) -> np.ndarray:
+        def votes(V: np.ndarray) -> np.ndarray:
             sims_v = V @ ex_vecs.T
             top_v = np.argsort(-sims_v, axis=1)[:, :NEIGHBOURS]
-            out = np.zeros((len(V), len(head.classes)))
-            for row, idx in enumerate(top_v):
-                w = np.exp((sims_v[row, idx] - sims_v[row, idx].max()) / VOTE_TEMPERATURE)
-                np.add.at(out[row], cls_of[idx], w)
-            return out / out.sum(axis=1, keepdims=True)
+            return np.stack([
+                neighbour_vote(sims_v[row, idx], idx, example_intents, len(classes), VOTE_TEMPERATURE)
+                for row, idx in enumerate(top_v)
+            ])
 
-        def mix(pm_: np.ndarray, pj_: np.ndarray) -> np.ndarray:
-            p_ = pm_.copy()
-            p_[has_ctx] = (1 - CONTEXT_WEIGHT) * pm_[has_ctx] + CONTEXT_WEIGHT * pj_[has_ctx]
-            return p_
-
-        def hybrid_proba(V, SS):
-            z = (V * head.dense_scale) @ head.dense_w.T + head.bias + np.asarray(SS @ head.sparse_w.T)
-            return softmax(z)
-
-        p_head = mix(hybrid_proba(M, Sm), hybrid_proba(J, Sj))
-        p_vote = mix(vote(M), vote(J))
+        p_vote = mix(votes(M), votes(J), CONTEXT_WEIGHT)
         cells = []
         for a in (0.0, 0.2, 0.3, 0.4, 0.5):
-            pred = [head.classes[i] for i in ((1 - a) * p_head + a * p_vote).argmax(axis=1)]
+            pred = [classes[i] for i in ((1 - a) * shipped_head + a * p_vote).argmax(axis=1)]
             cells.append(f"vote {a}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
         print(f"{'hybrid ctx 0.4 + neighbours':28s} " + "   ".join(cells) + f"   (shipped: vote {VOTE_WEIGHT})")
-
 
 if __name__ == "__main__":
     main()

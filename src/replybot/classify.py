@@ -42,6 +42,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def neighbour_vote(sims: np.ndarray, rows: np.ndarray, example_intents: np.ndarray, n_classes: int, temperature: float) -> np.ndarray:
+    """Intents of the nearest examples, weighted by a softmax of their cosines: a linear head
+    smooths over a phrasing met in only a few examples (mostly real-chat ones); its neighbours do
+    not. Rows of -1 (fewer examples than asked for) are skipped."""
+    keep = rows >= 0
+    vote = np.zeros(n_classes)
+    if not keep.any():
+        return vote + 1.0 / n_classes
+    sims, rows = sims[keep], rows[keep]
+    np.add.at(vote, example_intents[rows], np.exp((sims - sims.max()) / temperature))
+    return vote / vote.sum()
+
+
 @dataclass
 class LinearHead:
     """Multinomial logistic regression over [dense * dense_scale, sparse n-grams]."""
@@ -179,16 +192,7 @@ class DialogueClassifier:
         return p, context_used
 
     def neighbour_vote(self, neighbours: Neighbours) -> np.ndarray:
-        """Intents of the nearest examples, weighted by a softmax of their cosines: the linear head
-        smooths over a phrasing met in only a few examples (mostly real-chat ones); its neighbours do not."""
-        sims, rows = neighbours
-        keep = rows >= 0
-        vote = np.zeros(len(self.intent_head.classes))
-        if not keep.any() or self.example_intents is None:
-            return vote + 1.0 / len(vote)
-        sims, rows = sims[keep], rows[keep]
-        np.add.at(vote, self.example_intents[rows], np.exp((sims - sims.max()) / self.vote_temperature))
-        return vote / vote.sum()
+        return neighbour_vote(*neighbours, self.example_intents, len(self.intent_head.classes), self.vote_temperature)
 
     def earlier_bargaining(self, f: TurnFeatures) -> list[bool]:
         """For each earlier buyer turn: was it a bargaining move? Each is read with the turns

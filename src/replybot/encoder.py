@@ -962,19 +962,22 @@ class LeanEncoder:
 
         lean = _MappedTensors(model_dir / _LEAN_WEIGHTS)
 
-        def pair(short: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        def dense(short: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
             return lean[short + ".weight"], w[prefix + ".bias"]
+
+        def norm(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+            return w[prefix + ".weight"], w[prefix + ".bias"]
 
         self._layers: list[_Layer] = []
         for i in range(n_layers):
             p = f"encoder.layer.{i}."
             self._layers.append(_Layer(
                 qkv=(lean[f"{i}.qkv.weight"], lean[f"{i}.qkv.bias"]),
-                ao=pair(f"{i}.ao", p + "attention.output.dense"),
-                aln=(w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
-                fi=pair(f"{i}.fi", p + "intermediate.dense"),
-                fo=pair(f"{i}.fo", p + "output.dense"),
-                oln=(w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+                ao=dense(f"{i}.ao", p + "attention.output.dense"),
+                aln=norm(p + "attention.output.LayerNorm"),
+                fi=dense(f"{i}.fi", p + "intermediate.dense"),
+                fo=dense(f"{i}.fo", p + "output.dense"),
+                oln=norm(p + "output.LayerNorm"),
             ))
         self._max_tokens = min(MAX_TOKENS, self._pos.shape[0])
         self._tokenizer = _LeanTokenizer(model_dir / _LEAN_TOKENIZER)

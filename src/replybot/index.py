@@ -210,7 +210,7 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
         intent_fit = pool.submit(LinearHead.fit, row_vecs, sparse, labels, DENSE_SCALE, HEAD_C, weights)
         type_fit = pool.submit(LinearHead.fit, example_vecs[bargain_rows], featurizer.transform(bt_texts), bt_labels, DENSE_SCALE, HEAD_C)
         report("正在校准置信度", 0.9)
-        oof_logits, gold = _out_of_fold(row_vecs, sparse, labels, source, classes, weights, pool=pool)
+        oof_logits, gold = _out_of_fold(row_vecs, sparse, labels, source, classes, pool, weights)
         report("正在训练买家类型分类器", 0.95)
         intent_head, type_head = intent_fit.result(), type_fit.result()
     intent_head.temperature = fit_temperature(oof_logits, gold)
@@ -247,7 +247,7 @@ def fit_pool() -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
-def _out_of_fold(dense, sparse, labels, source, classes, weights=None, folds: int = 5, pool: ThreadPoolExecutor | None = None):
+def _out_of_fold(dense, sparse, labels, source, classes, pool: ThreadPoolExecutor, weights=None, folds: int = 5):
     """Out-of-fold logits on the message-only rows, grouped so a follow-up never leaks."""
     rng = np.random.default_rng(0)
     n_groups = max(source) + 1
@@ -262,9 +262,9 @@ def _out_of_fold(dense, sparse, labels, source, classes, weights=None, folds: in
         fold_weights = None if weights is None else weights[train_rows]
         return LinearHead.fit(dense[train_rows], sparse[train_rows], list(labels_arr[train_rows]), DENSE_SCALE, HEAD_C, fold_weights)
 
-    heads = [pool.submit(fit_fold, k) for k in range(folds)] if pool else None
-    for k in range(folds):
-        head = heads[k].result() if heads else fit_fold(k)
+    fits = [pool.submit(fit_fold, k) for k in range(folds)]
+    for k, fit in enumerate(fits):
+        head = fit.result()
         test = np.where(row_fold == k)[0]
         z = (dense[test] * head.dense_scale) @ head.dense_w.T + head.bias + (sparse[test] @ head.sparse_w.T)
         # map the fold's classes onto the full class list

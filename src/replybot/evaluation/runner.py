@@ -42,14 +42,14 @@ def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
     """Milliseconds per turn through suggest(), one call per turn, with the model loaded and a
     fresh memory of seen texts (so each new message and agent turn is encoded in the call),
     on the cores the clip helper would use (see cores.QueryThreads)."""
-    from ..cores import MIN_SAMPLE_S, QueryThreads
+    from ..cores import QueryThreads
 
     suggester.forget_seen_texts()
     threads = QueryThreads()
     out = []
     if turns:
         suggester.suggest("亲 在吗", (), EVAL_K)  # warm-up outside the figures
-        time.sleep(2 * MIN_SAMPLE_S)  # as the helper waits for its first message: one load window measured
+        threads.wait_for_first_window()
     for t in turns:
         t0 = time.perf_counter()
         with threads.limit():
