@@ -81,7 +81,7 @@ def bench_warm(n: int) -> dict:
 
     threads = QueryThreads()  # as the clip helper runs: a second core only while it is idle
     threads.wait_for_first_window()
-    lat = run(threads.limit, "")
+    lat = run(lambda: threads.limit(s.encoder), "")
     one = run(lambda: threadpool_limits(limits=1, user_api="blas"), "#")
     out = {
         "warm_p50_ms": float(np.percentile(lat, 50)),

@@ -80,3 +80,43 @@ def test_reads_this_machines_counters_or_none(tmp_path):
     bad = tmp_path / "stat"
     bad.write_text("intr 1 2 3\n")
     assert read_cpu_times(str(bad)) is None
+
+
+class ThreadedEncoder:
+    """Stands in for LeanEncoder's thread setting."""
+
+    def __init__(self):
+        self.threads = 1
+        self.seen: list[int] = []
+
+    def using_threads(self, n):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def block():
+            before, self.threads = self.threads, n
+            try:
+                yield
+            finally:
+                self.threads = before
+
+        return block()
+
+
+def test_limit_gives_the_encoder_the_chosen_threads_and_takes_them_back():
+    clock = FakeClock()
+    q = threads_with(clock)
+    encoder = ThreadedEncoder()
+    clock.advance(1.0, others_busy_cores=0.0)
+    with q.limit(encoder) as n:
+        assert n == 2 and encoder.threads == 2
+    assert encoder.threads == 1
+    clock.advance(1.0, others_busy_cores=1.0)
+    with q.limit(encoder) as n:
+        assert n == 1 and encoder.threads == 1
+
+
+def test_limit_accepts_encoders_without_threads():
+    q = threads_with(FakeClock())
+    with q.limit(object()) as n:
+        assert n == 1

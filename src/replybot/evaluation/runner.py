@@ -52,7 +52,7 @@ def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
         threads.wait_for_first_window()
     for t in turns:
         t0 = time.perf_counter()
-        with threads.limit():
+        with threads.limit(suggester.encoder):
             suggester.suggest(t.text, t.context, EVAL_K)
         out.append((time.perf_counter() - t0) * 1000)
     return out
