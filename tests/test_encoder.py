@@ -120,11 +120,14 @@ def lean_numpy(model_dir) -> LeanEncoder:
     return LeanEncoder(model_dir, use_native=False)
 
 
-def test_compiled_layers_run_where_a_compiler_exists(lean):
+def test_compiled_layers_run_where_a_compiler_and_avx512_exist(lean):
     import shutil
 
     if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler here: the numpy layers run")
+    flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+    if not {"avx512f", "avx512bw"} <= set(flags):
+        pytest.skip("no AVX-512 here: the numpy layers run")
     assert lean.native
 
 
@@ -178,6 +181,24 @@ def test_no_compiler_means_numpy_layers(model_dir, tmp_path, monkeypatch):
     enc = LeanEncoder(tmp_path)
     assert not enc.native
     assert cos(enc.encode(["亲 在吗？？"])[0], LeanEncoder(model_dir).encode(["亲 在吗？？"])[0]) >= 0.99999
+
+
+def test_cpu_without_avx512_keeps_numpy_and_says_why(tmp_path, monkeypatch):
+    import shutil
+
+    from replybot import native
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc here")
+    wrapper = tmp_path / "cc-without-avx512"
+    wrapper.write_text(f'#!/bin/sh\nexec {gcc} "$@" -mno-avx512f\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    assert native.build_library(tmp_path) is None
+    (failed,) = tmp_path.glob("forward-*.failed")
+    assert "needs AVX-512" in failed.read_text()
+    assert not list(tmp_path.glob("forward-*.so")) and not list(tmp_path.glob(".forward-*"))
 
 
 @pytest.mark.parametrize("encoder", ["lean", "st"])
