@@ -183,6 +183,14 @@ def test_no_compiler_means_numpy_layers(model_dir, tmp_path, monkeypatch):
     assert cos(enc.encode(["亲 在吗？？"])[0], LeanEncoder(model_dir).encode(["亲 在吗？？"])[0]) >= 0.99999
 
 
+def test_environment_can_keep_the_layers_in_numpy(real_cache, monkeypatch):
+    from replybot.suggest import default_encoder
+
+    monkeypatch.setenv("REPLYBOT_ENCODER", "numpy")
+    enc = default_encoder(real_cache)
+    assert isinstance(enc, LeanEncoder) and not enc.native
+
+
 def test_cpu_without_avx512_keeps_numpy_and_says_why(tmp_path, monkeypatch):
     import shutil
 

