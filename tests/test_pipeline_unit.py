@@ -133,6 +133,23 @@ def test_abstention_only_where_other_beats_the_guesses():
     assert conf[29] <= choose_threshold(conf, correct, other) <= conf[49] + 1e-9
 
 
+def test_no_abstention_on_a_handful_of_unlucky_examples():
+    """4 right guesses against 5 "other" among the 16 least sure is noise, not a reason to abstain."""
+    import numpy as np
+
+    from replybot.index import MIN_ABSTAIN_EVIDENCE, choose_threshold
+
+    conf = np.linspace(0.1, 1.0, 3000)
+    correct = np.r_[np.arange(300) % 5 < 2, np.ones(2700, bool)]
+    other = np.r_[np.arange(300) % 5 == 4, np.zeros(2700, bool)]
+    correct[:16], other[:16] = np.arange(16) < 4, np.arange(16) >= 11
+    assert choose_threshold(conf, correct, other) == 0.0
+    # the same pattern over enough turns does move the cut
+    n = MIN_ABSTAIN_EVIDENCE
+    correct[:n], other[:n] = np.arange(n) % 4 == 0, np.arange(n) % 4 >= 2
+    assert choose_threshold(conf, correct, other) >= conf[n - 1]
+
+
 def _uniform_classifier(vote_weight: float):
     import numpy as np
 
