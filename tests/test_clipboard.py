@@ -123,6 +123,53 @@ def test_pick_record_masks_message_and_text():
     assert r["conversation"] == "c1" and r["draft_id"] == "d1" and r["rank"] == 2 and r["edited"] is True
 
 
+class RecordingEncoder:
+    """FakeEncoder that remembers which texts it was asked to encode."""
+
+    def __init__(self):
+        from fakes import FakeEncoder
+
+        self.inner = FakeEncoder()
+        self.model_id, self.dim = self.inner.model_id, self.inner.dim
+        self.texts: list[str] = []
+
+    def encode(self, texts):
+        self.texts += texts
+        return self.inner.encode(texts)
+
+
+class MemoryClipboard:
+    name = "memory"
+
+    def __init__(self):
+        self.content = ""
+
+    def write(self, text: str) -> None:
+        self.content = text
+
+    def read(self) -> str:
+        return self.content
+
+
+def test_picked_reply_is_encoded_before_the_next_message(mini_settings):
+    """The agent's reply becomes context of the buyer's next message; the helper encodes it
+    right after the pick, so the next suggestion encodes only the new message."""
+    from replybot.clipboard import ClipHelper
+    from replybot.suggest import Suggester
+
+    encoder = RecordingEncoder()
+    lines: list[str] = []
+    helper = ClipHelper(Suggester(mini_settings, encoder=encoder), MemoryClipboard(), keys=None, say=lines.append)
+    helper.on_clipboard("能便宜点吗")
+    helper.pick(1)
+    reply = helper.conversation.turns[-1].text
+    assert helper.conversation.turns[-1].role == "agent" and reply in encoder.texts
+    encoder.texts.clear()
+    helper.on_clipboard("那包邮吗")
+    assert encoder.texts == ["那包邮吗"]
+    assert any("已复制第 1 条" in line for line in lines)
+
+
 def _append_many(path: str, writer: int, n: int) -> None:
     log = PickLog(Path(path))
     for i in range(n):

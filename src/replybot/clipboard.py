@@ -609,6 +609,14 @@ class ClipHelper:
         self.own_writes.append(text)
         self._record(n, text, copied=False)
 
+    def _encode_ahead(self, reply: str) -> None:
+        """The reply is the next message's context: encode it while the agent pastes it."""
+        try:
+            with self.threads.limit(self.suggester.encoder):
+                self.suggester.remember([reply])
+        except Exception:  # only a head start: the next suggestion encodes it if this failed
+            pass
+
     def edit(self, initial: str) -> str | None:
         if os.environ.get("EDITOR"):
             return edit_with_editor(initial, self.keys)
@@ -625,6 +633,7 @@ class ClipHelper:
             self.say(f"· 已记下：你复制了第 {n} 条草稿")
         else:
             self.say(f"· 已复制第 {n} 条草稿{note}，到聊天窗口粘贴发送")
+        self._encode_ahead(text)
         if self.log is None:
             return
         from .picklog import pick_record

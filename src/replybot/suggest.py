@@ -56,6 +56,25 @@ class VectorMemo:
         return found
 
 
+class SparseMemo:
+    """N-gram rows of texts already seen, for the same reason as VectorMemo: a dialogue's earlier
+    buyer turns are featurised again at every new message (about a millisecond a turn)."""
+
+    def __init__(self, size: int = MEMO_SIZE):
+        self.size = size
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def row(self, featurizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+        found = self._rows.get(text)
+        if found is None:
+            found = self._rows[text] = featurizer.transform_one(text)
+            for a in found:
+                a.setflags(write=False)  # shared by every later turn that reads this text
+            if len(self._rows) > self.size:
+                del self._rows[next(iter(self._rows))]
+        return found
+
+
 def default_encoder(cache_root: Path, progress: Progress | None = None) -> Encoder:
     """The lean encoder (fast start, compiled layers where possible). REPLYBOT_ENCODER=numpy keeps
     its layers in numpy; =sentence-transformers loads the reference encoder (slow start)."""
@@ -97,6 +116,7 @@ class Suggester:
         self._bundle: Bundle | None = None
         self._progress = progress
         self._memo = VectorMemo()
+        self._sparse = SparseMemo()
         self.index_built = False
 
     @property
@@ -111,9 +131,16 @@ class Suggester:
             self._bundle, self.index_built = get_bundle(self.corpus, self.encoder, self.settings.cache_dir, self._progress)
         return self._bundle
 
+    def remember(self, texts: Sequence[str]) -> None:
+        """Encode texts that will be earlier turns of the next query now, while nobody waits:
+        the clip helper does this with the reply the agent picked, so the buyer's next message
+        costs one encoding instead of two."""
+        self._memo.encode(self.encoder, list(texts))
+
     def forget_seen_texts(self) -> None:
         """Start a new conversation's worth of encodings (benchmarks time the cold path)."""
         self._memo = VectorMemo()
+        self._sparse = SparseMemo()
 
     # ---- steps ----------------------------------------------------------------------------
 
@@ -134,28 +161,29 @@ class Suggester:
         vectors = self._memo.encode(self.encoder, needed)
         bundle = self.bundle
         featurizer = bundle.classifier.featurizer
+        sparse = lambda text: self._sparse.row(featurizer, text)  # noqa: E731
         message_vecs = np.stack([vectors[m] for m, *_ in plans]).astype(np.float32)
         sims, rows = bundle.example_index.search(message_vecs, NEIGHBOURS)
         out = []
         joined_at: list[int] = []
         for row, (message, pairs, tail, previous_buyer) in enumerate(plans):
-            f = TurnFeatures(message_vec=message_vecs[row], message_sparse=featurizer.transform_one(message))
+            f = TurnFeatures(message_vec=message_vecs[row], message_sparse=sparse(message))
             f.nearest_similarity = float(sims[row][0])
             f.message_neighbours = (sims[row], rows[row])
             query_vec = message_vecs[row]
             if pairs:
                 parts = tail + [message]
                 f.joined_vec = compose_vectors(np.stack([vectors[t] for t in parts]), parts)
-                f.joined_sparse = featurizer.transform_one(joined_text(pairs, message))
+                f.joined_sparse = sparse(joined_text(pairs, message))
                 joined_at.append(row)
                 if previous_buyer:
                     f.previous_buyer_vecs = np.stack([vectors[t] for t, _ in previous_buyer])
-                    f.previous_buyer_sparse = [featurizer.transform_one(t) for t, _ in previous_buyer]
+                    f.previous_buyer_sparse = [sparse(t) for t, _ in previous_buyer]
                     joined_parts = [before + [t] for t, before in previous_buyer]
                     f.previous_buyer_joined_vecs = np.stack(
                         [compose_vectors(np.stack([vectors[x] for x in parts]), parts) for parts in joined_parts]
                     )
-                    f.previous_buyer_joined_sparse = [featurizer.transform_one(" ".join(parts)) for parts in joined_parts]
+                    f.previous_buyer_joined_sparse = [sparse(" ".join(parts)) for parts in joined_parts]
                 f.refused_after = refused_after_each_buyer_turn(pairs, len(previous_buyer))
                 query_vec = retrieval_query(message, message_vecs[row], f.joined_vec)
             out.append((f, query_vec))

