@@ -138,3 +138,11 @@ def test_bad_k(use_real_cache):
     result = run("suggest", "在吗", "-k", "0")
     assert result.exit_code == 2
     assert result.output == "错误: -k 应在 1 到 20 之间（收到 0）\n"
+
+
+def test_prepare_reports_index_and_encoder_layers(use_real_cache):
+    r = run("prepare")
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[-2].startswith("模型和索引") and "条例句" in lines[-2]
+    assert lines[-1].startswith("向量模型：")

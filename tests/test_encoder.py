@@ -131,6 +131,12 @@ def test_compiled_layers_run_where_a_compiler_and_avx512_exist(lean):
     assert lean.native
 
 
+def test_prepare_says_which_layers_run(lean, lean_numpy):
+    assert ("加速模块" in lean.describe_layers()) and lean.describe_layers().startswith("向量模型：")
+    if lean.native:
+        assert "REPLYBOT_ENCODER=numpy" in lean_numpy.describe_layers()
+
+
 def test_compiled_layers_match_numpy(lean, lean_numpy, lean_vecs):
     assert cos(lean_numpy.encode(SENTENCES), lean_vecs).min() >= 0.99999
 
@@ -206,6 +212,7 @@ def test_cpu_without_avx512_keeps_numpy_and_says_why(tmp_path, monkeypatch):
     assert native.build_library(tmp_path) is None
     (failed,) = tmp_path.glob("forward-*.failed")
     assert "needs AVX-512" in failed.read_text()
+    assert "不支持 AVX-512" in native.describe(tmp_path, running=False)
     assert not list(tmp_path.glob("forward-*.so")) and not list(tmp_path.glob(".forward-*"))
 
 

@@ -139,6 +139,9 @@ def prepare_cli() -> None:
     bundle = suggester.bundle
     state = "已重建" if suggester.index_built else "已是最新"
     typer.echo(f"模型和索引{state}：{bundle.stats['n_examples']} 条例句，{bundle.stats['n_drafts']} 条话术")
+    layers = getattr(suggester.encoder, "describe_layers", None)
+    if layers is not None:
+        typer.echo(layers())
 
 
 @app.command("eval")

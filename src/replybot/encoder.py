@@ -1027,18 +1027,25 @@ class LeanEncoder:
         self._max_tokens = min(MAX_TOKENS, self._pos.shape[0])
         self._tokenizer = _LeanTokenizer(model_dir / _LEAN_TOKENIZER)
         self.model_id = MODEL_ID
+        self._model_dir = model_dir
         self._native = self._load_native(model_dir, ff) if use_native else None
 
     def _load_native(self, model_dir: Path, ff: int) -> native.NativeLayers | None:
         library = native.build_library(model_dir)
         if library is None:
             return None
+        H = self.dim
+        shapes = {"qkv": (3 * H, H), "ao": (H, H), "fi": (ff, H), "fo": (H, ff)}  # (outputs, inputs)
+        if any(o % _TILE_OUT or i % _TILE_IN for o, i in shapes.values()):
+            return None  # forward.c's tiles need whole tiles
+        tile_bytes = 4 * _TILE_OUT + _TILE_IN * _TILE_OUT // 2
         tiles = _MappedTensors(model_dir / _LEAN_TILES)
         layers = []
         for i, ly in enumerate(self._layers):
-            p = f"encoder.layer.{i}."
-            layers.append({
-                "qkv": tiles[f"{i}.qkv"], "ao": tiles[f"{i}.ao"], "fi": tiles[f"{i}.fi"], "fo": tiles[f"{i}.fo"],
+            arrays = {name: tiles[f"{i}.{name}"] for name in shapes}
+            if any(a.nbytes != o * i_ // (_TILE_OUT * _TILE_IN) * tile_bytes for a, (o, i_) in zip(arrays.values(), shapes.values())):
+                raise ModelError(f"向量模型文件损坏：{model_dir / _LEAN_TILES}（删除该目录后重新运行）")
+            layers.append(arrays | {
                 "qkv_b": ly.qkv[1], "ao_b": ly.ao[1], "fi_b": ly.fi[1], "fo_b": ly.fo[1],
                 "aln_w": ly.aln[0], "aln_b": ly.aln[1], "oln_w": ly.oln[0], "oln_b": ly.oln[1],
             })
@@ -1046,6 +1053,9 @@ class LeanEncoder:
             return native.NativeLayers(library, layers, self.dim, self._heads, ff, self._eps)
         except OSError:
             return None
+
+    def describe_layers(self) -> str:
+        return native.describe(self._model_dir, self.native)
 
     @property
     def native(self) -> bool:

@@ -85,6 +85,27 @@ def build_library(folder: Path) -> Path | None:
     return None
 
 
+def describe(folder: Path, running: bool) -> str:
+    """One line for `replybot prepare`: which layers run, and if not the compiled ones, why."""
+    if running:
+        return "向量模型：本机编译的加速模块（4 位权重，fp32 运算）"
+    target = folder / library_name()
+    failed = target.with_suffix(".failed")
+    if target.exists():
+        return "向量模型：numpy（已按 REPLYBOT_ENCODER=numpy 关闭加速模块）"
+    if failed.exists():
+        try:
+            why = failed.read_text(encoding="utf-8")
+        except OSError:
+            why = ""
+        if "needs AVX-512" in why:
+            return "向量模型：numpy（这台机器的 CPU 不支持 AVX-512，不编译加速模块）"
+        return f"向量模型：numpy（加速模块编译失败，详情见 {failed}；删除该文件可重试）"
+    if _compiler() is None:
+        return "向量模型：numpy（没有 C 编译器 cc；安装 gcc 后重新运行可启用加速模块）"
+    return "向量模型：numpy"
+
+
 def _loads(path: Path) -> bool:
     try:
         return ctypes.CDLL(str(path)).rb_version() == ABI_VERSION
