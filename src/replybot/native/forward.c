@@ -10,8 +10,8 @@
  * 16 fp32 scales then 32 rows of 8 bytes; byte j of row k holds output j (low nibble) and j+8
  * (high nibble) at input k. Tiles run over inputs first, then over outputs.
  *
- * Built at first run with the machine's C compiler (-O3 -march=native -fopenmp); replybot falls
- * back to numpy when there is none or the CPU has no AVX-512.
+ * Built at first run with the machine's C compiler (-O3 -march=native -fopenmp), with an AVX-512
+ * kernel or an AVX2 one; replybot falls back to numpy when there is no compiler or neither.
  */
 #include <math.h>
 #include <stdint.h>
@@ -20,11 +20,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if !(defined(__AVX512F__) && defined(__AVX512BW__))
-/* Without AVX-512 numpy's OpenBLAS stays: a portable C kernel measured 8x slower than it here,
- * and AVX2, with half the registers and half the width for the accumulators, could at best
- * match it. So the build fails with this message, which replybot keeps, and numpy runs. */
-#error "forward.c needs AVX-512 (F, BW); replybot uses its numpy layers on this machine"
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#define RB_AVX512 1
+#elif !(defined(__AVX2__) && defined(__FMA__))
+/* Without AVX2 and FMA numpy's OpenBLAS stays: a portable C kernel measured 8x slower than it
+ * here. So the build fails with this message, which replybot keeps, and numpy runs. */
+#error "forward.c needs AVX2 and FMA (or AVX-512); replybot uses its numpy layers on this machine"
 #endif
 #include <immintrin.h>
 
@@ -36,6 +37,7 @@
 int rb_version(void) { return 1; }
 
 /* y[m, n] = bias[n] + sum_k x[m, k] * W[n, k] for rows m0..m0+rows-1 and tile column nt. */
+#ifdef RB_AVX512
 static inline __attribute__((always_inline)) void tile_rows(
     const uint8_t *tiles, const float *bias, const float *x, float *y,
     int K, int N, int nt, int rows) {
@@ -67,6 +69,43 @@ static inline __attribute__((always_inline)) void tile_rows(
     for (int m = 0; m < MR; m++)
         if (m < rows) _mm512_storeu_ps(y + (size_t)m * N + nt * TN, acc[m]);
 }
+#else
+/* AVX2: 16 registers, so a tile's 16 outputs are done as two halves of 8, each over at most
+ * 8 rows at a time; byte j of a row holds output j (low nibble) and j + 8 (high), so a half is
+ * one shift and one mask. */
+static inline __attribute__((always_inline)) void tile_rows(
+    const uint8_t *tiles, const float *bias, const float *x, float *y,
+    int K, int N, int nt, int rows) {
+    const int kblocks = K / TK;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int m0 = 0; m0 < rows; m0 += 8) {
+        const int r = rows - m0 < 8 ? rows - m0 : 8;
+        const float *xm = x + (size_t)m0 * K;
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *t = tiles + (size_t)nt * kblocks * TILE_BYTES;
+            __m256 acc[8];
+            const __m256 b = _mm256_loadu_ps(bias + nt * TN + half * 8);
+            for (int m = 0; m < 8; m++) acc[m] = b;
+            for (int kb = 0; kb < kblocks; kb++, t += TILE_BYTES) {
+                const __m256 d = _mm256_loadu_ps((const float *)t + half * 8);
+                const __m256 off = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+                const uint8_t *q = t + TN * 4;
+                const float *xk = xm + kb * TK;
+                for (int k = 0; k < TK; k++) {
+                    __m128i v = _mm_loadl_epi64((const __m128i *)(q + k * 8));
+                    if (half) v = _mm_srli_epi16(v, 4);
+                    v = _mm_and_si128(v, low4);
+                    const __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), d, off);
+                    for (int m = 0; m < 8; m++)
+                        if (m < r) acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(xk[(size_t)m * K + k]), w, acc[m]);
+                }
+            }
+            for (int m = 0; m < 8; m++)
+                if (m < r) _mm256_storeu_ps(y + (size_t)(m0 + m) * N + nt * TN + half * 8, acc[m]);
+        }
+    }
+}
+#endif
 
 /* Rows are shared out in balanced blocks of at most MR (20 rows: 10 + 10, not 16 + 4); a constant
  * `rows` lets the compiler keep every accumulator in a register. Call inside a parallel region. */
