@@ -1039,11 +1039,12 @@ class LeanEncoder:
         if any(o % _TILE_OUT or i % _TILE_IN for o, i in shapes.values()):
             return None  # forward.c's tiles need whole tiles
         tile_bytes = 4 * _TILE_OUT + _TILE_IN * _TILE_OUT // 2
+        expected = {name: outs // _TILE_OUT * (ins // _TILE_IN) * tile_bytes for name, (outs, ins) in shapes.items()}
         tiles = _MappedTensors(model_dir / _LEAN_TILES)
         layers = []
         for i, ly in enumerate(self._layers):
             arrays = {name: tiles[f"{i}.{name}"] for name in shapes}
-            if any(a.nbytes != o * i_ // (_TILE_OUT * _TILE_IN) * tile_bytes for a, (o, i_) in zip(arrays.values(), shapes.values())):
+            if any(arrays[name].nbytes != size for name, size in expected.items()):
                 raise ModelError(f"向量模型文件损坏：{model_dir / _LEAN_TILES}（删除该目录后重新运行）")
             layers.append(arrays | {
                 "qkv_b": ly.qkv[1], "ao_b": ly.ao[1], "fi_b": ly.fi[1], "fo_b": ly.fo[1],

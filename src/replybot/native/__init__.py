@@ -64,6 +64,7 @@ def build_library(folder: Path) -> Path | None:
     if cc is None:
         return None
     import subprocess
+
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     errors = []
     try:
@@ -150,8 +151,12 @@ class NativeLayers:
         """Layers over `x` (the embedded tokens of all texts end to end, (tokens, hidden) fp32;
         overwritten), then each text's mean-pooled, L2-normalised vector."""
         hidden, heads, ff, eps = self._dims
+        if not lengths:
+            return np.zeros((0, hidden), dtype=np.float32)
         x = np.ascontiguousarray(x, dtype=np.float32)
         lens = np.asarray(lengths, dtype=np.int32)
+        if lens.min() < 1:
+            raise ValueError("every text needs at least one token")
         starts = np.zeros(len(lens), dtype=np.int32)
         np.cumsum(lens[:-1], out=starts[1:])
         if x.shape != (int(lens.sum()), hidden):
