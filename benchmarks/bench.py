@@ -69,21 +69,21 @@ def bench_warm(n: int) -> dict:
     s = Suggester()
     s.suggest("预热")
 
-    def run(limit, tag: str) -> list[float]:
-        s.forget_seen_texts()
+    def run(suggester, limit, tag: str) -> list[float]:
+        suggester.forget_seen_texts()
         lat = []
         for i in range(n):
             message = MESSAGES[i % len(MESSAGES)] + f" {tag}{i}"  # new text each time: no memoised vector
             t0 = time.perf_counter()
             with limit():
-                to_text(s.suggest(message))
+                to_text(suggester.suggest(message))
             lat.append((time.perf_counter() - t0) * 1000)
         return lat
 
     threads = QueryThreads()  # as the clip helper runs: a second core only while it is idle
     threads.wait_for_first_window()
-    lat = run(lambda: threads.limit(s.encoder), "")
-    one = run(lambda: threadpool_limits(limits=1, user_api="blas"), "#")
+    lat = run(s, lambda: threads.limit(s.encoder), "")
+    one = run(s, lambda: threadpool_limits(limits=1, user_api="blas"), "#")
     out = {
         "warm_p50_ms": float(np.percentile(lat, 50)),
         "warm_p95_ms": float(np.percentile(lat, 95)),
@@ -94,13 +94,7 @@ def bench_warm(n: int) -> dict:
     os.environ["REPLYBOT_ENCODER"] = "numpy"  # the lean encoder without its compiled layers
     numpy_layers = Suggester()
     numpy_layers.suggest("预热")
-    lat = []
-    for i in range(n):
-        message = MESSAGES[i % len(MESSAGES)] + f" ~{i}"
-        t0 = time.perf_counter()
-        with threads.limit(numpy_layers.encoder):
-            to_text(numpy_layers.suggest(message))
-        lat.append((time.perf_counter() - t0) * 1000)
+    lat = run(numpy_layers, lambda: threads.limit(numpy_layers.encoder), "~")
     out["numpy_warm_p50_ms"] = float(np.percentile(lat, 50))
     out["native_layers"] = bool(getattr(s.encoder, "native", False))
     os.environ["REPLYBOT_ENCODER"] = "sentence-transformers"

@@ -1036,8 +1036,6 @@ class LeanEncoder:
             return None
         H = self.dim
         shapes = {"qkv": (3 * H, H), "ao": (H, H), "fi": (ff, H), "fo": (H, ff)}  # (outputs, inputs)
-        if any(o % _TILE_OUT or i % _TILE_IN for o, i in shapes.values()):
-            return None  # forward.c's tiles need whole tiles
         tile_bytes = 4 * _TILE_OUT + _TILE_IN * _TILE_OUT // 2
         expected = {name: outs // _TILE_OUT * (ins // _TILE_IN) * tile_bytes for name, (outs, ins) in shapes.items()}
         tiles = _MappedTensors(model_dir / _LEAN_TILES)

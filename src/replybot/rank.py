@@ -9,8 +9,6 @@ import numpy as np
 from .corpus import Corpus
 from .index import Bundle
 
-DIVERSITY = 0.0  # extra "unlike what is picked" weight; one draft per move already diversifies
-# (measured on eval/ accept ids with the gold intent: hit@3 0.807 at 0.3, 0.869 at 0.0)
 
 
 @dataclass
@@ -64,21 +62,16 @@ def relevance(bundle: Bundle, query_vec: np.ndarray, candidates: list[int]) -> d
     return best
 
 
-def diversify(corpus: Corpus, bundle: Bundle, scores: dict[int, float], k: int) -> list[RankedDraft]:
-    """Maximal marginal relevance with one draft per tactic (move) while moves last."""
+def diversify(corpus: Corpus, scores: dict[int, float], k: int) -> list[RankedDraft]:
+    """The best-fitting drafts with one draft per tactic (move) while moves last: three drafts are
+    three different things to say. (A penalty for resembling drafts already picked, maximal
+    marginal relevance, measured worse: hit@3 on eval/ with the gold intent 0.807 at weight 0.3,
+    0.869 without.)"""
     picked: list[int] = []
     pool = dict(scores)
     while pool and len(picked) < k:
         used_moves = {corpus.drafts[p].entry.move for p in picked}
-
-        def value(i: int) -> float:
-            penalty = 0.0
-            if DIVERSITY:  # 60k dot products per evaluation of eval/ for a weight of 0
-                penalty = max((float(bundle.draft_vecs[i] @ bundle.draft_vecs[p]) for p in picked), default=0.0)
-            fresh = corpus.drafts[i].entry.move not in used_moves
-            return (1 - DIVERSITY) * pool[i] - DIVERSITY * penalty + (0.0 if fresh else -1.0)
-
-        best = max(pool, key=value)
+        best = max(pool, key=lambda i: pool[i] - (0.0 if corpus.drafts[i].entry.move not in used_moves else 1.0))
         picked.append(best)
         del pool[best]
     return [RankedDraft(p, scores[p]) for p in picked]
@@ -95,4 +88,4 @@ def rank_drafts(
     known: frozenset[str] | None = None,
 ) -> list[RankedDraft]:
     candidates = candidate_drafts(corpus, intent, buyer_type, variant, known)
-    return diversify(corpus, bundle, relevance(bundle, query_vec, candidates), k)
+    return diversify(corpus, relevance(bundle, query_vec, candidates), k)

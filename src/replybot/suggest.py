@@ -38,41 +38,36 @@ def clean_message(text: str) -> str:
     return cleaned
 
 
-class VectorMemo:
-    """Vectors of texts already seen in this process: in a dialogue every earlier turn was
-    encoded when it arrived, so a new turn costs one encoding, not one per turn."""
+class SeenTexts:
+    """What this process already computed for texts it has seen: in a dialogue every earlier
+    turn was encoded (and its n-gram row built) when it arrived, so a new turn costs one
+    encoding, not one per turn. Oldest entries go first beyond `size`."""
 
     def __init__(self, size: int = MEMO_SIZE):
         self.size = size
         self._vectors: dict[str, np.ndarray] = {}
+        self._ngrams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def encode(self, encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
+    def vectors(self, encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
         missing = sorted(dict.fromkeys(t for t in texts if t not in self._vectors), key=len)
         if missing:
             self._vectors.update(zip(missing, encode_batches(encoder, missing, BATCH)))
         found = {t: self._vectors[t] for t in texts}
-        while len(self._vectors) > self.size:  # oldest first (dicts keep insertion order)
-            del self._vectors[next(iter(self._vectors))]
+        self._trim(self._vectors)
         return found
 
-
-class SparseMemo:
-    """N-gram rows of texts already seen, for the same reason as VectorMemo: a dialogue's earlier
-    buyer turns are featurised again at every new message (about a millisecond a turn)."""
-
-    def __init__(self, size: int = MEMO_SIZE):
-        self.size = size
-        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def row(self, featurizer, text: str) -> tuple[np.ndarray, np.ndarray]:
-        found = self._rows.get(text)
+    def ngrams(self, featurizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+        found = self._ngrams.get(text)
         if found is None:
-            found = self._rows[text] = featurizer.transform_one(text)
+            found = self._ngrams[text] = featurizer.transform_one(text)
             for a in found:
                 a.setflags(write=False)  # shared by every later turn that reads this text
-            if len(self._rows) > self.size:
-                del self._rows[next(iter(self._rows))]
+            self._trim(self._ngrams)
         return found
+
+    def _trim(self, table: dict) -> None:
+        while len(table) > self.size:  # oldest first (dicts keep insertion order)
+            del table[next(iter(table))]
 
 
 def default_encoder(cache_root: Path, progress: Progress | None = None) -> Encoder:
@@ -115,8 +110,7 @@ class Suggester:
         self._encoder = encoder
         self._bundle: Bundle | None = None
         self._progress = progress
-        self._memo = VectorMemo()
-        self._sparse = SparseMemo()
+        self._seen = SeenTexts()
         self.index_built = False
 
     @property
@@ -135,12 +129,11 @@ class Suggester:
         """Encode texts that will be earlier turns of the next query now, while nobody waits:
         the clip helper does this with the reply the agent picked, so the buyer's next message
         costs one encoding instead of two."""
-        self._memo.encode(self.encoder, list(texts))
+        self._seen.vectors(self.encoder, list(texts))
 
     def forget_seen_texts(self) -> None:
         """Start a new conversation's worth of encodings (benchmarks time the cold path)."""
-        self._memo = VectorMemo()
-        self._sparse = SparseMemo()
+        self._seen = SeenTexts()
 
     # ---- steps ----------------------------------------------------------------------------
 
@@ -158,10 +151,10 @@ class Suggester:
             previous_buyer = [(pairs[i][1], context_tail(pairs[:i])) for i in buyer_at]
             plans.append((message, pairs, tail, previous_buyer))
             needed += [message, *tail, *(t for text, before in previous_buyer for t in [text, *before])]
-        vectors = self._memo.encode(self.encoder, needed)
+        vectors = self._seen.vectors(self.encoder, needed)
         bundle = self.bundle
         featurizer = bundle.classifier.featurizer
-        sparse = lambda text: self._sparse.row(featurizer, text)  # noqa: E731
+        sparse = lambda text: self._seen.ngrams(featurizer, text)  # noqa: E731
         message_vecs = np.stack([vectors[m] for m, *_ in plans]).astype(np.float32)
         sims, rows = bundle.example_index.search(message_vecs, NEIGHBOURS)
         out = []

@@ -44,6 +44,12 @@ def library_name() -> str:
     return f"forward-{digest}.so"
 
 
+def _library_paths(folder: Path) -> tuple[Path, Path]:
+    """The library for this source and CPU in `folder`, and the file that says why it failed."""
+    target = folder / library_name()
+    return target, target.with_suffix(".failed")
+
+
 def _compiler() -> str | None:
     import shutil
 
@@ -54,8 +60,7 @@ def build_library(folder: Path) -> Path | None:
     """The compiled forward.c in `folder`, built now if missing; None when it cannot be built
     here (no compiler, or every flag set failed: the reason is kept in forward-*.failed so the
     next start does not try again)."""
-    target = folder / library_name()
-    failed = target.with_suffix(".failed")
+    target, failed = _library_paths(folder)
     if target.exists():
         return target
     if failed.exists():
@@ -91,8 +96,7 @@ def describe(folder: Path, running: bool) -> str:
     """One line for `replybot prepare`: which layers run, and if not the compiled ones, why."""
     if running:
         return "向量模型：本机编译的加速模块（4 位权重，fp32 运算）"
-    target = folder / library_name()
-    failed = target.with_suffix(".failed")
+    target, failed = _library_paths(folder)
     if target.exists():
         return "向量模型：numpy（已按 REPLYBOT_ENCODER=numpy 关闭加速模块）"
     if failed.exists():
