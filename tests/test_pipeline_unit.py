@@ -180,3 +180,36 @@ def test_nearest_examples_vote_beside_the_linear_head():
     assert abs(p.sum() - 1) < 1e-6 and p[1] <= 0.6 + 1 / 3 * 0.6 + 1e-6  # the head keeps its 60%
     p0, _ = _uniform_classifier(0.0).intent_proba(_features(near))
     assert np.allclose(p0, 1 / 3)  # no vote: the head alone
+
+
+def test_draft_head_lifts_the_draft_its_cues_point_to():
+    """The best single cue says draft 0; the head, trained on all cues, says draft 1 and wins."""
+    import numpy as np
+
+    from replybot.classify import LinearHead
+    from replybot.index import Bundle, flat_index
+    from replybot.rank import relevance
+
+    keys = np.eye(3, dtype=np.float32)  # draft 0 owns key e0, draft 1 owns e1 and e2
+    query = np.array([0.62, 0.55, 0.56], np.float32)
+    query /= np.linalg.norm(query)
+    head = LinearHead(["0", "1"], np.array([[0, 0, 0], [0, 4, 4]], np.float32), np.zeros((2, 0), np.float32), np.zeros(2, np.float32))
+    bundle = Bundle(flat_index(keys), flat_index(keys), np.array([0, 1, 1]), keys, None, {}, None)
+    cue_only = relevance(bundle, query, [0, 1])
+    assert cue_only[0] > cue_only[1]
+    bundle.draft_head = head
+    blended = relevance(bundle, query, [0, 1])
+    assert blended[1] > blended[0]
+    assert all(-1 <= v <= 1 for v in blended.values())
+    assert set(relevance(bundle, query, [1])) == {1}  # the head's softmax runs over the candidates only
+
+
+def test_draft_head_is_cached_with_the_index(mini_settings, fake_encoder):
+    import numpy as np
+
+    s = Suggester(mini_settings, encoder=fake_encoder)
+    built, _ = get_bundle(s.corpus, fake_encoder, mini_settings.cache_dir)
+    loaded = load_bundle(mini_settings.cache_dir / "index" / cache_key(fake_encoder.model_id, s.corpus))
+    assert built.draft_head is not None and len(built.draft_head.classes) == len(s.corpus.drafts)
+    q = fake_encoder.encode(["什么时候发货"])
+    assert np.allclose(built.draft_head.logits(q, []), loaded.draft_head.logits(q, []))
