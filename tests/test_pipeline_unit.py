@@ -133,6 +133,18 @@ def test_abstention_only_where_other_beats_the_guesses():
     assert conf[29] <= choose_threshold(conf, correct, other) <= conf[49] + 1e-9
 
 
+def test_no_abstention_on_a_narrow_lead():
+    """16 "other" against 14 right guesses among the 49 least sure (as on 2026-12-02) is no reason."""
+    import numpy as np
+
+    from replybot.index import choose_threshold
+
+    conf = np.linspace(0.1, 1.0, 3280)
+    correct = np.r_[np.arange(49) < 14, np.arange(3231) % 3 < 2]
+    other = np.r_[np.arange(49) >= 33, np.arange(3231) % 3 == 2]
+    assert choose_threshold(conf, correct, other) == 0.0
+
+
 def test_no_abstention_on_a_handful_of_unlucky_examples():
     """4 right guesses against 5 "other" among the 16 least sure is noise, not a reason to abstain."""
     import numpy as np
@@ -145,7 +157,7 @@ def test_no_abstention_on_a_handful_of_unlucky_examples():
     correct[:16], other[:16] = np.arange(16) < 4, np.arange(16) >= 11
     assert choose_threshold(conf, correct, other) == 0.0
     # the same pattern over enough turns does move the cut
-    n = MIN_ABSTAIN_EVIDENCE
+    n = 2 * MIN_ABSTAIN_EVIDENCE
     correct[:n], other[:n] = np.arange(n) % 4 == 0, np.arange(n) % 4 >= 2
     assert choose_threshold(conf, correct, other) >= conf[n - 1]
 
