@@ -225,3 +225,17 @@ def test_draft_head_is_cached_with_the_index(mini_settings, fake_encoder):
     assert built.draft_head is not None and len(built.draft_head.classes) == len(s.corpus.drafts)
     q = fake_encoder.encode(["什么时候发货"])
     assert np.allclose(built.draft_head.logits(q, []), loaded.draft_head.logits(q, []))
+
+
+def test_buyer_type_head_also_learns_from_bargaining_cues(mini_settings):
+    from replybot.corpus import load_corpus
+    from replybot.index import buyer_type_rows
+
+    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    texts, types = buyer_type_rows(corpus)
+    assert len(texts) == len(set(texts)) == len(types)
+    assert "pestering" not in types
+    for draft in corpus.drafts:
+        if draft.entry.buyer_type and draft.entry.buyer_type != "pestering":
+            assert set(draft.entry.cues) <= set(texts)
+    assert {ex.text for ex in corpus.examples if ex.buyer_type and ex.buyer_type != "pestering"} <= set(texts)

@@ -26,7 +26,7 @@ from .features import NgramFeaturizer
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-FORMAT_VERSION = "14"
+FORMAT_VERSION = "15"
 Progress = Callable[[str, float], None]
 
 
@@ -140,6 +140,20 @@ def _example_rows(examples: tuple[Example, ...]) -> tuple[list[str], list[list[s
     return texts, parts, labels, source
 
 
+def buyer_type_rows(corpus: Corpus) -> tuple[list[str], list[str]]:
+    """Texts and buyer types the type head learns from: the bargain examples and the cues of
+    the bargaining drafts, a second hand's messages for each type (already encoded as draft
+    keys). Pestering is read from the dialogue, not learnt from a message."""
+    rows = [(ex.text, ex.buyer_type) for ex in corpus.examples if ex.buyer_type and ex.buyer_type != "pestering"]
+    seen = {text for text, _ in rows}
+    for draft in corpus.drafts:
+        bt = draft.entry.buyer_type
+        if bt and bt != "pestering":
+            rows += [(cue, bt) for cue in draft.entry.cues if cue not in seen]
+            seen.update(draft.entry.cues)
+    return [t for t, _ in rows], [b for _, b in rows]
+
+
 def balanced_weights(labels: list[str]) -> np.ndarray:
     """Weights that give every intent the same total: bargain has 4x the examples of most
     intents (8 buyer types) and would otherwise pull ambiguous messages (measured: +1.5 to
@@ -209,12 +223,11 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     sparse = featurizer.transform(texts)
     weights = balanced_weights(labels)
     classes = sorted(set(labels))  # the order LogisticRegression gives its classes
-    bargain_rows = [i for i, ex in enumerate(corpus.examples) if ex.buyer_type and ex.buyer_type != "pestering"]
-    bt_texts = [corpus.examples[i].text for i in bargain_rows]
-    bt_labels = [corpus.examples[i].buyer_type for i in bargain_rows]
+    bt_texts, bt_labels = buyer_type_rows(corpus)
+    bt_vecs = np.stack([vectors[t] for t in bt_texts]).astype(np.float32)
     with fit_pool() as pool:  # the heads and the calibration folds are independent fits
         intent_fit = pool.submit(LinearHead.fit, row_vecs, sparse, labels, DENSE_SCALE, HEAD_C, weights)
-        type_fit = pool.submit(LinearHead.fit, example_vecs[bargain_rows], featurizer.transform(bt_texts), bt_labels, DENSE_SCALE, HEAD_C)
+        type_fit = pool.submit(LinearHead.fit, bt_vecs, featurizer.transform(bt_texts), bt_labels, DENSE_SCALE, HEAD_C)
         report("正在校准置信度", 0.9)
         oof_logits, gold = _out_of_fold(row_vecs, sparse, labels, source, classes, pool, weights)
         draft_fit = pool.submit(fit_draft_head, key_vecs, owners, len(corpus.drafts))
