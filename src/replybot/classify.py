@@ -89,7 +89,10 @@ class LinearHead:
         from scipy.sparse import csr_matrix, hstack
         from sklearn.linear_model import LogisticRegression
 
-        X = csr_matrix(dense * dense_scale) if sparse_matrix is None else hstack([csr_matrix(dense * dense_scale), sparse_matrix]).tocsr()
+        if sparse_matrix is None:  # a dense array: sklearn is several times slower on the same numbers in CSR form
+            X = dense * dense_scale
+        else:
+            X = hstack([csr_matrix(dense * dense_scale), sparse_matrix]).tocsr()
         model = LogisticRegression(C=C, max_iter=3000, solver="newton-cg")  # same optimum as lbfgs, 10 Newton steps: 1.5 s vs 2.6 s a fit here
         model.fit(X, labels, sample_weight=sample_weight)
         coef = np.asarray(model.coef_, dtype=np.float32)

@@ -26,7 +26,7 @@ from .features import NgramFeaturizer
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-FORMAT_VERSION = "15"
+FORMAT_VERSION = "16"
 Progress = Callable[[str, float], None]
 
 
@@ -228,9 +228,9 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     with fit_pool() as pool:  # the heads and the calibration folds are independent fits
         intent_fit = pool.submit(LinearHead.fit, row_vecs, sparse, labels, DENSE_SCALE, HEAD_C, weights)
         type_fit = pool.submit(LinearHead.fit, bt_vecs, featurizer.transform(bt_texts), bt_labels, DENSE_SCALE, HEAD_C)
+        draft_fit = pool.submit(fit_draft_head, key_vecs, owners, len(corpus.drafts))
         report("正在校准置信度", 0.9)
         oof_logits, gold = _out_of_fold(row_vecs, sparse, labels, source, classes, pool, weights)
-        draft_fit = pool.submit(fit_draft_head, key_vecs, owners, len(corpus.drafts))
         report("正在训练买家类型分类器", 0.95)
         intent_head, type_head, draft_head = intent_fit.result(), type_fit.result(), draft_fit.result()
     intent_head.temperature = fit_temperature(oof_logits, gold)
