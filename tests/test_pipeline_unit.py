@@ -239,3 +239,23 @@ def test_buyer_type_head_also_learns_from_bargaining_cues(mini_settings):
         if draft.entry.buyer_type and draft.entry.buyer_type != "pestering":
             assert set(draft.entry.cues) <= set(texts)
     assert {ex.text for ex in corpus.examples if ex.buyer_type and ex.buyer_type != "pestering"} <= set(texts)
+
+
+def test_cues_vote_as_neighbours_but_not_for_the_one_nn_baseline(mini_settings, mini_root, fake_encoder):
+    from test_corpus import edit_yaml
+
+    from replybot.evaluation.baselines import nearest_neighbour
+    from replybot.index import neighbour_rows
+
+    edit_yaml(mini_root / "scripts_corpus" / "shipping.yml", lambda d: d["drafts"][0]["cues"].append("顺丰到乌鲁木齐要几天"))
+    s = Suggester(mini_settings, encoder=fake_encoder)
+    texts, labels = neighbour_rows(s.corpus)
+    n = len(s.corpus.examples)
+    assert texts[:n] == [ex.text for ex in s.corpus.examples] and labels[:n] == [ex.intent for ex in s.corpus.examples]
+    cue_rows = {t: label for t, label in zip(texts[n:], labels[n:])}
+    assert cue_rows and all(s.corpus.drafts_by_id()[d.entry.id].intent == cue_rows[c] for d in s.corpus.drafts for c in d.entry.cues if c in cue_rows)
+    assert s.bundle.example_index.ntotal == len(texts) == len(s.bundle.classifier.example_intents)
+    cue = next(iter(cue_rows))
+    intents, _ = nearest_neighbour(s.corpus, s.bundle.example_index, fake_encoder.encode([cue]))
+    nearest_example = max(s.corpus.examples, key=lambda ex: float(fake_encoder.encode([ex.text])[0] @ fake_encoder.encode([cue])[0]))
+    assert intents == [nearest_example.intent]

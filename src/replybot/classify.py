@@ -177,7 +177,7 @@ class DialogueClassifier:
     context_weight: float = 0.5
     abstain_threshold: float = 0.0
     min_similarity: float = 0.0
-    example_intents: np.ndarray | None = None  # per example row: its intent's index in intent_head.classes
+    example_intents: np.ndarray | None = None  # per neighbour row (examples, then cues): its intent's index in intent_head.classes
     vote_weight: float = 0.0
     vote_temperature: float = 0.05
 

@@ -26,7 +26,7 @@ from .features import NgramFeaturizer
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-FORMAT_VERSION = "16"
+FORMAT_VERSION = "17"
 Progress = Callable[[str, float], None]
 
 
@@ -76,7 +76,7 @@ def draft_keys(corpus: Corpus) -> tuple[list[str], list[int]]:
 class Bundle:
     """Everything a Suggester needs besides the corpus and the encoder."""
 
-    example_index: object  # faiss.Index over the intent examples
+    example_index: object  # faiss.Index over the neighbours that vote: intent examples first, then cues
     key_index: object  # faiss.Index over draft cues and texts
     key_owner: np.ndarray  # key row → draft position in corpus.drafts
     draft_vecs: np.ndarray
@@ -138,6 +138,23 @@ def _example_rows(examples: tuple[Example, ...]) -> tuple[list[str], list[list[s
             labels.append(ex.intent)
             source.append(i)
     return texts, parts, labels, source
+
+
+def neighbour_rows(corpus: Corpus) -> tuple[list[str], list[str]]:
+    """Texts and intents of the neighbours that vote: the intent examples first (row i is
+    corpus.examples[i]), then the drafts' cues under their draft's intent. As training rows for
+    the linear head the cues cost accuracy (they are written to tell drafts apart, not to sit on
+    the taxonomy's boundaries); as neighbours they only speak where a message is close to one.
+    Measured 2026-12-02: realdev 91.8 -> 92.1%, macro-F1 0.869 -> 0.900, accuracy on the most
+    confident 80% 94.8 -> 95.7; eval/ 93.7 -> 93.5%, macro-F1 0.931 -> 0.935, 97.5 -> 97.7."""
+    rows = [(ex.text, ex.intent) for ex in corpus.examples]
+    seen = {text for text, _ in rows}
+    for draft in corpus.drafts:
+        for cue in draft.entry.cues:
+            if cue not in seen:
+                seen.add(cue)
+                rows.append((cue, draft.intent))
+    return [t for t, _ in rows], [label for _, label in rows]
 
 
 def buyer_type_rows(corpus: Corpus) -> tuple[list[str], list[str]]:
@@ -239,7 +256,9 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     threshold = choose_threshold(oof_p.max(axis=1), pred == gold, gold == intent_head.classes.index(OTHER))
 
     floor = min_similarity(example_vecs)
-    example_intents = np.array([intent_head.classes.index(ex.intent) for ex in corpus.examples], dtype=np.int64)
+    neighbour_texts, neighbour_labels = neighbour_rows(corpus)
+    neighbour_vecs = np.stack([vectors[t] for t in neighbour_texts]).astype(np.float32)
+    example_intents = np.array([intent_head.classes.index(label) for label in neighbour_labels], dtype=np.int64)
     classifier = DialogueClassifier(
         intent_head, type_head, featurizer, CONTEXT_WEIGHT, threshold, floor, example_intents, VOTE_WEIGHT, VOTE_TEMPERATURE
     )
@@ -253,7 +272,7 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     }
     report("完成", 1.0)
     return Bundle(
-        flat_index(example_vecs), build_key_index(key_vecs), np.array(owners, dtype=np.int64), draft_vecs, classifier, stats, draft_head
+        flat_index(neighbour_vecs), build_key_index(key_vecs), np.array(owners, dtype=np.int64), draft_vecs, classifier, stats, draft_head
     )
 
 

@@ -74,8 +74,12 @@ class TfidfBaseline:
 
 
 def nearest_neighbour(corpus: Corpus, example_index, vectors: np.ndarray) -> tuple[list[str], list[str | None]]:
-    """Label of the single closest intents/ example for each vector."""
-    _, ids = example_index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
+    """Label of the single closest intents/ example for each vector (the index's first rows;
+    the cues after them are replybot's, not the baseline's)."""
+    import faiss
+
+    only_examples = faiss.SearchParameters(sel=faiss.IDSelectorRange(0, len(corpus.examples)))
+    _, ids = example_index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1, params=only_examples)
     intents, types = [], []
     for row in ids:
         ex = corpus.examples[int(row[0])]
