@@ -34,6 +34,7 @@ from replybot.index import (  # noqa: E402
     compose_vectors,
     context_tail,
     joined_text,
+    neighbour_rows,
 )
 from replybot.suggest import Suggester  # noqa: E402
 
@@ -97,6 +98,8 @@ def main() -> None:
     weights = balanced_weights(labels)
     first = np.array([i == 0 or source[i - 1] != source[i] for i in range(len(source))])
     ex_vecs, ex_labels = X[first], np.array(labels)[first]
+    nb_texts, nb_all_labels = neighbour_rows(corpus)
+    nb_all_vecs = enc(nb_texts)
 
     heads = {
         "tf-idf n-grams + LR": (LinearHead.fit(X[:, :0], S, labels, 1.0, 20.0, weights), False, True),
@@ -152,24 +155,31 @@ def main() -> None:
                 cells.append(f"ctx {w}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
             print(f"{name:28s} " + "   ".join(cells))
 
-        # shipped: the hybrid at the shipped context weight, with the nearest examples voting beside it
+        # shipped: the hybrid at the shipped context weight, with the nearest neighbours voting
+        # beside it: the intent examples, and (shipped) the drafts' cues as well
         classes = heads["hybrid"][0].classes
-        example_intents = np.array([classes.index(lbl) for lbl in ex_labels])
 
-        def votes(V: np.ndarray) -> np.ndarray:
-            sims_v = V @ ex_vecs.T
+        def votes(V: np.ndarray, nb_vecs: np.ndarray, nb_intents: np.ndarray) -> np.ndarray:
+            sims_v = V @ nb_vecs.T
             top_v = np.argsort(-sims_v, axis=1)[:, :NEIGHBOURS]
             return np.stack([
-                neighbour_vote(sims_v[row, idx], idx, example_intents, len(classes), VOTE_TEMPERATURE)
+                neighbour_vote(sims_v[row, idx], idx, nb_intents, len(classes), VOTE_TEMPERATURE)
                 for row, idx in enumerate(top_v)
             ])
 
-        p_vote = mix(votes(M), votes(J), CONTEXT_WEIGHT)
-        cells = []
-        for a in (0.0, 0.2, 0.3, 0.4, 0.5):
-            pred = [classes[i] for i in ((1 - a) * shipped_head + a * p_vote).argmax(axis=1)]
-            cells.append(f"vote {a}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
-        print(f"{'hybrid ctx 0.4 + neighbours':28s} " + "   ".join(cells) + f"   (shipped: vote {VOTE_WEIGHT})")
+        for label, (nb_vecs, nb_labels) in {
+            "+ example neighbours": (ex_vecs, ex_labels),
+            "+ example & cue neighbours": (nb_all_vecs, nb_all_labels),
+        }.items():
+            nb_intents = np.array([classes.index(lbl) for lbl in nb_labels])
+            p_vote = mix(votes(M, nb_vecs, nb_intents), votes(J, nb_vecs, nb_intents), CONTEXT_WEIGHT)
+            cells = []
+            for a in (0.0, 0.2, 0.3, 0.4, 0.5):
+                pred = [classes[i] for i in ((1 - a) * shipped_head + a * p_vote).argmax(axis=1)]
+                cells.append(f"vote {a}: {accuracy(pred, gold, also):.3f} / {macro_f1(pred, gold, also):.3f}")
+            print(f"{'hybrid ctx 0.4 ' + label:42s} " + "   ".join(cells))
+        print(f"(shipped: example & cue neighbours, vote {VOTE_WEIGHT})")
+
 
 if __name__ == "__main__":
     main()
