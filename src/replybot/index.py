@@ -26,7 +26,7 @@ from .features import NgramFeaturizer
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-FORMAT_VERSION = "17"
+FORMAT_VERSION = "18"
 Progress = Callable[[str, float], None]
 
 
@@ -100,19 +100,22 @@ HNSW_FROM = 20_000  # below this, exact search is already fast (measured: benchm
 def build_key_index(vectors: np.ndarray):
     """Exact search for a shop-sized corpus; HNSW once many shops make it large.
 
-    efSearch measured on 100k synthetic drafts (benchmarks/bench.py) against exact search, on
-    2026-12-01: recall@10 0.977 at 320 (2.7 ms), 0.980 at 384 (2.9 ms), 0.982 at 448 (3.2 ms),
-    0.986 at 512 (3.9 ms), 0.990 at 640 (4.7 ms, and 5.0 ms in a slow benchmark run). 512 keeps
-    a margin on both targets (recall >= 0.98, p50 <= 5 ms); exact search there takes 13 ms.
+    Measured on 100k synthetic drafts (benchmarks/bench.py) against exact search. On 2026-12-01,
+    M 32: recall@10 0.977 at efSearch 320, 0.986 at 512 (3.9 ms). On 2026-12-02, with a pool of
+    vectors grown by the cues, the same index fell to 0.975-0.980 at 512; M 48: 0.982-0.985 at
+    256 (2.9-3.1 ms), 0.986-0.989 at 320 (3.2-3.4 ms), 0.993 at 384 (4.7 ms); M 32 with
+    efConstruction 160 reached 0.99 only at 4.5 ms. M 48 at 320 keeps a margin on both targets
+    (recall >= 0.98, p50 <= 5 ms) for 8% more memory and a build of ~56 s instead of ~30 s.
+    Exact search there takes 13 ms.
     """
     import faiss
 
     if len(vectors) < HNSW_FROM:
         return flat_index(vectors)
-    index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 48, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    index.hnsw.efSearch = 512
+    index.hnsw.efSearch = 320
     return index
 
 
