@@ -259,3 +259,15 @@ def test_cues_vote_as_neighbours_but_not_for_the_one_nn_baseline(mini_settings, 
     intents, _ = nearest_neighbour(s.corpus, s.bundle.example_index, fake_encoder.encode([cue]))
     nearest_example = max(s.corpus.examples, key=lambda ex: float(fake_encoder.encode([ex.text])[0] @ fake_encoder.encode([cue])[0]))
     assert intents == [nearest_example.intent]
+
+
+def test_no_draft_head_for_a_single_draft_or_a_many_shop_corpus():
+    import numpy as np
+
+    from replybot.index import MAX_DRAFT_HEAD_DRAFTS, fit_draft_head
+
+    vecs = np.eye(4, dtype=np.float32)
+    assert fit_draft_head(vecs[:1], [0], 1) is None
+    assert fit_draft_head(vecs, [0, 1, 2, 3], MAX_DRAFT_HEAD_DRAFTS + 1) is None
+    head = fit_draft_head(vecs, [0, 0, 1, 1], 2)
+    assert head is not None and head.classes == ["0", "1"]

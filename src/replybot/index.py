@@ -193,6 +193,9 @@ VOTE_TEMPERATURE = 0.05  # softmax temperature over their cosines
 MAX_ABSTAIN_SHARE = 0.05
 MIN_ABSTAIN_EVIDENCE = 40  # out-of-fold turns a cut is judged on (see choose_threshold)
 ABSTAIN_MARGIN_SE = 2.0  # how clearly "other" must beat the guesses there
+# Above this many drafts (many shops in one corpus) ranking uses the best cue alone: one class per
+# draft fits in 1.5 s at 173 drafts and 4-8 s at 500-1,000 (synthetic), but not at 100k.
+MAX_DRAFT_HEAD_DRAFTS = 2_000
 
 
 def encode_batches(encoder: Encoder, texts: list[str], batch: int = 64, on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -284,7 +287,7 @@ def fit_draft_head(key_vecs: np.ndarray, owners: list[int], n_drafts: int) -> Li
     weighs what sets a draft apart from its siblings, where the best single cue only says which
     cue is closest. Embeddings only: char n-grams added nothing on held-out cues and made the fit
     several times slower."""
-    if n_drafts < 2:
+    if n_drafts < 2 or n_drafts > MAX_DRAFT_HEAD_DRAFTS:
         return None
     head = LinearHead.fit(key_vecs, None, owners, DENSE_SCALE, HEAD_C)
     if head.classes != [str(i) for i in range(n_drafts)]:  # every draft is a key itself, so never
