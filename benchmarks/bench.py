@@ -137,7 +137,8 @@ def bench_scale(sizes: list[int]) -> dict:
 
     s = Suggester()
     bundle = s.bundle
-    pool = np.vstack([bundle.draft_vecs, bundle.example_index.reconstruct_n(0, bundle.example_index.ntotal)]).astype(np.float32)
+    draft_vecs = s.encoder.encode([d.entry.text for d in s.corpus.drafts])
+    pool = np.vstack([draft_vecs, bundle.example_index.reconstruct_n(0, bundle.example_index.ntotal)]).astype(np.float32)
     rng = np.random.default_rng(0)
     queries = np.vstack([s.encoder.encode(MESSAGES * 2), synthetic_drafts(pool, 84, rng)])
     out = {}

@@ -206,7 +206,7 @@ def test_draft_head_lifts_the_draft_its_cues_point_to():
     query = np.array([0.62, 0.55, 0.56], np.float32)
     query /= np.linalg.norm(query)
     head = LinearHead(["0", "1"], np.array([[0, 0, 0], [0, 4, 4]], np.float32), np.zeros((2, 0), np.float32), np.zeros(2, np.float32))
-    bundle = Bundle(flat_index(keys), flat_index(keys), np.array([0, 1, 1]), keys, None, {}, None)
+    bundle = Bundle(flat_index(keys), flat_index(keys), np.array([0, 1, 1]), None, {}, None)
     cue_only = relevance(bundle, query, [0, 1])
     assert cue_only[0] > cue_only[1]
     bundle.draft_head = head

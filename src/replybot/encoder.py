@@ -1080,13 +1080,13 @@ class LeanEncoder:
             return out
         ids = [self.tokenize(t) for t in texts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # little padding per group
+        forward = self._forward_native if self._native is not None else self._forward
         start = 0
         while start < len(order):
             stop = start + 1  # grow the group while (texts x longest) stays within the budget
             while stop < len(order) and (stop + 1 - start) * len(ids[order[stop]]) <= self._TOKEN_BUDGET:
                 stop += 1
             group = order[start:stop]
-            forward = self._forward_native if self._native is not None else self._forward
             out[group] = forward([ids[i] for i in group])
             start = stop
         return out

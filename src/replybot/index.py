@@ -15,7 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from .features import NgramFeaturizer
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-FORMAT_VERSION = "18"
+FORMAT_VERSION = "19"
 Progress = Callable[[str, float], None]
 
 
@@ -79,7 +79,6 @@ class Bundle:
     example_index: object  # faiss.Index over the neighbours that vote: intent examples first, then cues
     key_index: object  # faiss.Index over draft cues and texts
     key_owner: np.ndarray  # key row → draft position in corpus.drafts
-    draft_vecs: np.ndarray
     classifier: DialogueClassifier
     stats: dict
     draft_head: LinearHead | None = None  # row i scores corpus.drafts[i]; None below two drafts
@@ -150,28 +149,31 @@ def neighbour_rows(corpus: Corpus) -> tuple[list[str], list[str]]:
     the taxonomy's boundaries); as neighbours they only speak where a message is close to one.
     Measured 2026-12-02: realdev 91.8 -> 92.1%, macro-F1 0.869 -> 0.900, accuracy on the most
     confident 80% 94.8 -> 95.7; eval/ 93.7 -> 93.5%, macro-F1 0.931 -> 0.935, 97.5 -> 97.7."""
-    rows = [(ex.text, ex.intent) for ex in corpus.examples]
-    seen = {text for text, _ in rows}
-    for draft in corpus.drafts:
-        for cue in draft.entry.cues:
-            if cue not in seen:
-                seen.add(cue)
-                rows.append((cue, draft.intent))
-    return [t for t, _ in rows], [label for _, label in rows]
+    return _then_new_cues(
+        [(ex.text, ex.intent) for ex in corpus.examples],
+        ((cue, draft.intent) for draft in corpus.drafts for cue in draft.entry.cues),
+    )
 
 
 def buyer_type_rows(corpus: Corpus) -> tuple[list[str], list[str]]:
     """Texts and buyer types the type head learns from: the bargain examples and the cues of
     the bargaining drafts, a second hand's messages for each type (already encoded as draft
     keys). Pestering is read from the dialogue, not learnt from a message."""
-    rows = [(ex.text, ex.buyer_type) for ex in corpus.examples if ex.buyer_type and ex.buyer_type != "pestering"]
+    learnt = lambda buyer_type: buyer_type is not None and buyer_type != "pestering"  # noqa: E731
+    return _then_new_cues(
+        [(ex.text, ex.buyer_type) for ex in corpus.examples if learnt(ex.buyer_type)],
+        ((cue, draft.entry.buyer_type) for draft in corpus.drafts if learnt(draft.entry.buyer_type) for cue in draft.entry.cues),
+    )
+
+
+def _then_new_cues(rows: list[tuple[str, str]], cue_rows: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Texts and labels of `rows`, then of the cues whose text is not there yet (first label wins)."""
     seen = {text for text, _ in rows}
-    for draft in corpus.drafts:
-        bt = draft.entry.buyer_type
-        if bt and bt != "pestering":
-            rows += [(cue, bt) for cue in draft.entry.cues if cue not in seen]
-            seen.update(draft.entry.cues)
-    return [t for t, _ in rows], [b for _, b in rows]
+    for text, label in cue_rows:
+        if text not in seen:
+            seen.add(text)
+            rows.append((text, label))
+    return [text for text, _ in rows], [label for _, label in rows]
 
 
 def balanced_weights(labels: list[str]) -> np.ndarray:
@@ -232,13 +234,11 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     report = progress or (lambda label, frac: None)
     texts, parts, labels, source = _example_rows(corpus.examples)
     keys, owners = draft_keys(corpus)
-    draft_texts = [d.entry.text for d in corpus.drafts]
-    vectors = encode_distinct(encoder, [t for p in parts for t in p] + keys + draft_texts, report, 0.8)
+    vectors = encode_distinct(encoder, [t for p in parts for t in p] + keys, report, 0.8)  # keys hold every draft's text
     row_vecs = np.stack(
         [vectors[p[0]] if len(p) == 1 else compose_vectors(np.stack([vectors[t] for t in p]), p) for p in parts]
     ).astype(np.float32)
     key_vecs = np.stack([vectors[t] for t in keys]).astype(np.float32)
-    draft_vecs = np.stack([vectors[t] for t in draft_texts]).astype(np.float32)
     example_vecs = np.stack([vectors[ex.text] for ex in corpus.examples]).astype(np.float32)
 
     report("正在训练意图分类器", 0.85)
@@ -278,7 +278,7 @@ def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) ->
     }
     report("完成", 1.0)
     return Bundle(
-        flat_index(neighbour_vecs), build_key_index(key_vecs), np.array(owners, dtype=np.int64), draft_vecs, classifier, stats, draft_head
+        flat_index(neighbour_vecs), build_key_index(key_vecs), np.array(owners, dtype=np.int64), classifier, stats, draft_head
     )
 
 
@@ -392,7 +392,6 @@ def save_bundle(bundle: Bundle, folder: Path) -> None:
         clf = bundle.classifier
         arrays = {
             "key_owner": bundle.key_owner,
-            "draft_vecs": bundle.draft_vecs,
             "idf": clf.featurizer.idf_,
             "example_intents": clf.example_intents,
             **clf.intent_head.to_arrays("intent"),
@@ -450,7 +449,7 @@ def load_bundle(folder: Path) -> Bundle | None:
         example_index = faiss.read_index(str(folder / "examples.faiss"))
         key_index = faiss.read_index(str(folder / "keys.faiss"))
         draft_head = LinearHead.from_arrays(arrays, "draft") if "draft_meta" in arrays else None
-        return Bundle(example_index, key_index, arrays["key_owner"], arrays["draft_vecs"], classifier, meta["stats"], draft_head)
+        return Bundle(example_index, key_index, arrays["key_owner"], classifier, meta["stats"], draft_head)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError):
         return None
     except Exception as exc:  # zipfile.BadZipFile and friends from a damaged npz
