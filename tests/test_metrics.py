@@ -44,3 +44,36 @@ def test_accuracy_at_coverage_keeps_the_most_confident_share_and_ties():
     tied = np.array([0.9] * 9 + [0.1])  # nine tied at the top: all nine are kept
     assert accuracy_at_coverage(tied, ok, 0.8) == (round(8 / 9, 4), 0.9)
     assert accuracy_at_coverage(np.array([]), np.array([], dtype=bool), 0.8) == (None, None)
+
+
+def _dialogue(dialogue_id: str, right: int, wrong: int, baseline_right: bool) -> list[Record]:
+    out = []
+    for k in range(right + wrong):
+        r = record("shipping", "shipping" if k < right else "size", baseline={"intent": "shipping" if baseline_right else "size"})
+        r.dialogue_id, r.index = dialogue_id, k
+        out.append(r)
+    return out
+
+
+def test_intervals_resample_whole_dialogues_and_bracket_the_figure():
+    from replybot.evaluation.uncertainty import intervals
+
+    # 30 dialogues of 4 turns, each dialogue all right or all wrong: 80% right
+    records = [r for i in range(30) for r in _dialogue(f"d{i}", 4 if i < 24 else 0, 0 if i < 24 else 4, baseline_right=False)]
+    out = intervals(records, ["b"])
+    lo, hi = out["figures"]["intent_accuracy"]
+    assert lo < 0.8 < hi
+    # turns of one dialogue move together: wider than a binomial interval over 120 independent turns (~±0.072)
+    assert hi - lo > 0.2
+    assert out["lift"]["b"][0] > 0  # the baseline is wrong everywhere: the lift is never luck
+    assert out["figures"]["hit_at_3"] is None  # no accept ids, no interval
+    assert intervals(records, ["b"]) == out  # the same resamples every run
+
+
+def test_intervals_are_a_point_when_every_dialogue_agrees():
+    from replybot.evaluation.uncertainty import intervals
+
+    records = [r for i in range(10) for r in _dialogue(f"d{i}", 3, 0, baseline_right=True)]
+    out = intervals(records, ["b"])
+    assert out["figures"]["intent_accuracy"] == [1.0, 1.0]
+    assert out["lift"]["b"] == [0.0, 0.0]

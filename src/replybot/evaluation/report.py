@@ -16,25 +16,31 @@ def _pct(v) -> str:
     return "—" if v is None else f"{v:.1%}"
 
 
+def _span(summary: dict, figure: str, source: str = "figures") -> str:
+    """ "（89.0–94.9）": the figure's 95% interval over resampled dialogues, when there is one."""
+    span = summary.get("intervals", {}).get(source, {}).get(figure)
+    return "" if not span else f"（{span[0] * 100:.1f}–{span[1] * 100:.1f}）"
+
+
 def render_table(summary: dict, console) -> None:
     from rich.table import Table
 
-    head = Table(title="replybot 评估结果", show_header=True)
+    head = Table(title="replybot 评估结果", caption="括号内为 95% 区间（按对话重抽样）", show_header=True)
     head.add_column("指标")
     head.add_column("数值", justify="right")
     rows = [
         ("标注消息数", str(summary["n_turns"])),
-        ("意图准确率（含 also）", _pct(summary["intent_accuracy"])),
-        ("意图准确率（严格）", _pct(summary["intent_accuracy_strict"])),
+        ("意图准确率（含 also）", _pct(summary["intent_accuracy"]) + _span(summary, "intent_accuracy")),
+        ("意图准确率（严格）", _pct(summary["intent_accuracy_strict"]) + _span(summary, "intent_accuracy_strict")),
         ("意图宏平均 F1", f"{summary['intent_macro_f1']:.3f}"),
         ("宏平均 F1（支持数≥5）", f"{summary['intent_macro_f1_support_5']:.3f}"),
-        ("买家类型准确率", f"{_pct(summary['buyer_type_accuracy'])}（{summary['n_bargain_turns']} 条议价）"),
+        ("买家类型准确率", f"{_pct(summary['buyer_type_accuracy'])}{_span(summary, 'buyer_type_accuracy')}，{summary['n_bargain_turns']} 条议价"),
         ("死缠烂打识别率", _pct(summary.get("pestering_recall"))),
         ("弃权率", _pct(summary["abstain_rate"])),
         ("作答部分准确率", _pct(summary["answered_accuracy"])),
-        ("最有把握的 80% 准确率", _pct(summary.get("accuracy_at_80_coverage"))
-         + ("" if summary.get("threshold_at_80_coverage") is None else f"（置信度 ≥ {summary['threshold_at_80_coverage']:.2f}）")),
-        ("话术 hit@1 / hit@3 / MRR", f"{_pct(summary['hit_at_1'])} / {_pct(summary['hit_at_3'])} / "
+        ("最有把握的 80% 准确率", _pct(summary.get("accuracy_at_80_coverage")) + _span(summary, "accuracy_at_80_coverage")
+         + ("" if summary.get("threshold_at_80_coverage") is None else f"，置信度 ≥ {summary['threshold_at_80_coverage']:.2f}")),
+        ("话术 hit@1 / hit@3 / MRR", f"{_pct(summary['hit_at_1'])} / {_pct(summary['hit_at_3'])}{_span(summary, 'hit_at_3')} / "
          + ("—" if summary["mrr"] is None else f"{summary['mrr']:.3f}")),
         ("延迟 p50 / p95", f"{summary['latency_ms_p50']:.1f} / {summary['latency_ms_p95']:.1f} ms"),
         ("吞吐", f"{summary['turns_per_s']} 条/秒"),
@@ -52,11 +58,12 @@ def render_table(summary: dict, console) -> None:
 
     if "baselines" in summary:
         base = Table(title="与基线对比", show_header=True)
-        for col in ("方法", "意图准确率", "宏平均 F1", "买家类型准确率"):
-            base.add_column(col, justify="right" if col != "方法" else "left")
-        base.add_row("replybot", _pct(summary["intent_accuracy"]), f"{summary['intent_macro_f1']:.3f}", _pct(summary["buyer_type_accuracy"]))
+        for col in ("方法", "意图准确率", "宏平均F1", "买家类型", "领先（百分点）"):
+            base.add_column(col, justify="right" if col != "方法" else "left", overflow="fold")
+        base.add_row("replybot", _pct(summary["intent_accuracy"]), f"{summary['intent_macro_f1']:.3f}", _pct(summary["buyer_type_accuracy"]), "")
         for name, m in summary["baselines"].items():
-            base.add_row(BASELINE_NAMES.get(name, name), _pct(m["intent_accuracy"]), f"{m['intent_macro_f1']:.3f}", _pct(m["buyer_type_accuracy"]))
+            lift = f"{summary['lift'][name] * 100:+.1f}{_span(summary, name, 'lift')}"
+            base.add_row(BASELINE_NAMES.get(name, name), _pct(m["intent_accuracy"]), f"{m['intent_macro_f1']:.3f}", _pct(m["buyer_type_accuracy"]), lift)
         console.print(base)
 
 
@@ -137,11 +144,12 @@ def plot_confusion(summary: dict, path: Path) -> None:
 
 def markdown(summary: dict) -> str:
     lines = ["# replybot evaluation", "", f"Files: {', '.join(summary.get('files', []))}", "",
-             "| metric | value |", "| --- | --- |"]
+             "| metric | value | 95% interval (resampling dialogues) |", "| --- | --- | --- |"]
     for key in ("n_turns", "intent_accuracy", "intent_accuracy_strict", "intent_macro_f1", "intent_macro_f1_support_5",
                 "buyer_type_accuracy", "n_bargain_turns", "pestering_recall", "abstain_rate", "answered_accuracy",
                 "accuracy_at_80_coverage", "hit_at_1", "hit_at_3", "mrr", "latency_ms_p50", "latency_ms_p95", "turns_per_s"):
-        lines.append(f"| {key} | {summary.get(key)} |")
+        span = summary.get("intervals", {}).get("figures", {}).get(key)
+        lines.append(f"| {key} | {summary.get(key)} |" + (f" {span[0]} – {span[1]} |" if span else " |"))
     lines += ["", "## Per intent", "", "| intent | 中文 | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- | --- |"]
     for intent, m in summary["per_intent"].items():
         lines.append(f"| {intent} | {INTENTS[intent]} | {m['precision']} | {m['recall']} | {m['f1']} | {m['support']} |")
@@ -150,11 +158,16 @@ def markdown(summary: dict) -> str:
         for b, f in summary["per_buyer_type_f1"].items():
             lines.append(f"| {b} | {BUYER_TYPES[b]} | {f} |")
     if "baselines" in summary:
-        lines += ["", "## Baselines (same turns, same intents/)", "", "| method | intent accuracy | macro-F1 | buyer-type accuracy | replybot lift |",
-                  "| --- | --- | --- | --- | --- |"]
-        lines.append(f"| replybot | {summary['intent_accuracy']} | {summary['intent_macro_f1']} | {summary['buyer_type_accuracy']} | |")
+        lines += ["", "## Baselines (same turns, same intents/)", "",
+                  "| method | intent accuracy | macro-F1 | buyer-type accuracy | replybot lift | lift 95% interval |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines.append(f"| replybot | {summary['intent_accuracy']} | {summary['intent_macro_f1']} | {summary['buyer_type_accuracy']} | | |")
         for name, m in summary["baselines"].items():
-            lines.append(f"| {name} | {m['intent_accuracy']} | {m['intent_macro_f1']} | {m['buyer_type_accuracy']} | {summary['lift'][name]:+} |")
+            span = summary.get("intervals", {}).get("lift", {}).get(name)
+            lines.append(
+                f"| {name} | {m['intent_accuracy']} | {m['intent_macro_f1']} | {m['buyer_type_accuracy']} | {summary['lift'][name]:+} | "
+                + (f"{span[0]:+} – {span[1]:+} |" if span else "— |")
+            )
     lines += ["", "## Coverage / accuracy", "", "| threshold | coverage | accuracy |", "| --- | --- | --- |"]
     for c in summary["coverage_curve"]:
         lines.append(f"| {c['threshold']} | {c['coverage']} | {c['accuracy']} |")

@@ -11,6 +11,7 @@ from . import metrics
 from .baselines import TfidfBaseline, keyword_buyer_type, keyword_intent, nearest_neighbour
 from .dataset import EvalTurn, load_dialogues
 from .metrics import Record
+from .uncertainty import intervals
 
 EVAL_K = 10  # drafts requested per turn: the first 3 are what an agent sees, the rest feed MRR
 
@@ -112,6 +113,7 @@ def summarize(records: list[Record], wall_s: float, with_baselines: bool) -> dic
         summary["lift"] = {
             name: round(summary["intent_accuracy"] - b["intent_accuracy"], 4) for name, b in summary["baselines"].items()
         }
+    summary["intervals"] = intervals(records, list(summary.get("baselines", {})))
     return summary
 
 
