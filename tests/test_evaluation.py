@@ -79,9 +79,10 @@ def test_report_folder_holds_the_four_files(mini_settings, fake_encoder, small_s
     assert json.loads((folder / "report.json").read_text(encoding="utf-8"))["n_turns"] == 8
     errors = json.loads((folder / "errors.json").read_text(encoding="utf-8"))
     wrong_type = lambda r: r.correct and r.gold == "bargain" and r.buyer_type != r.gold_buyer_type  # noqa: E731
-    assert len(errors) == sum(not r.correct or wrong_type(r) for r in records)
+    draft_miss = lambda r: bool(r.accept) and not any(d in r.accept for d in r.draft_ids[:3])  # noqa: E731
+    assert len(errors) == sum(not r.correct or wrong_type(r) or draft_miss(r) for r in records)
     for e in errors:
-        assert {"text", "context", "gold", "predicted", "confidence"} <= set(e)
+        assert {"text", "context", "gold", "predicted", "confidence", "error", "gold_rank", "accept_rank"} <= set(e)
     assert (folder / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (folder / "report.md").read_text(encoding="utf-8")
     assert md == markdown(summary) and "## Baselines" in md and "95% interval" in md
@@ -91,10 +92,16 @@ def test_errors_list_every_wrong_turn_with_what_was_said(mini_settings, fake_enc
     from replybot.evaluation.report import errors_of
 
     _, records = evaluate([small_set], Suggester(mini_settings, encoder=fake_encoder), with_baselines=False)
-    records[0].predicted = "payment"  # force one wrong turn
-    wrong = errors_of(records)
-    first = next(e for e in wrong if e["dialogue_id"] == "a" and e["index"] == 0)
-    assert first["text"] == "什么时候发货" and first["gold"] == "shipping" and first["predicted"] == "payment"
+    first_turn = next(r for r in records if r.dialogue_id == "a" and r.index == 0)
+    first_turn.predicted, first_turn.alternatives = "payment", [("shipping", 0.3), ("other", 0.1)]  # force one wrong turn
+    size_turn = next(r for r in records if r.dialogue_id == "c")
+    size_turn.predicted, size_turn.draft_ids = "size", ["size-c", "size-d", "size-x", "size-b", "size-a"]  # accepted drafts 4th and 5th
+    wrong = {(e["dialogue_id"], e["index"]): e for e in errors_of(records)}
+    first = wrong[("a", 0)]
+    assert (first["text"], first["gold"], first["predicted"], first["error"]) == ("什么时候发货", "shipping", "payment", "intent")
+    assert (first["gold_rank"], first["gold_confidence"]) == (2, 0.3)
+    assert first["alternatives"][0] == {"intent": "shipping", "confidence": 0.3}
+    assert (wrong[("c", 0)]["error"], wrong[("c", 0)]["accept_rank"]) == ("draft", 4)
 
 
 def test_a_bad_file_gives_one_line_per_problem_and_nothing_is_scored(tmp_path):

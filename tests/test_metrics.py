@@ -77,3 +77,22 @@ def test_intervals_are_a_point_when_every_dialogue_agrees():
     out = intervals(records, ["b"])
     assert out["figures"]["intent_accuracy"] == [1.0, 1.0]
     assert out["lift"]["b"] == [0.0, 0.0]
+
+
+def test_error_breakdown_splits_the_hit_at_3_misses_by_cause():
+    from replybot.evaluation.metrics import error_breakdown
+
+    rows = [
+        record("shipping", "size"),  # wrong intent, accept below
+        record("shipping", "shipping"),  # right intent, accepted draft 4th: ranking
+        record("bargain", "bargain", "probing", "comparing"),  # wrong type
+        record("size", "size"),  # hit
+    ]
+    for r, ids in zip(rows, (["size-a"], ["s-b", "s-c", "s-d", "s-a"], ["b-x"], ["z-a", "z-b"])):
+        r.accept, r.draft_ids = [ids[-1] if r.gold != "bargain" else "b-y"], ids
+    rows[0].accept = ["s-a"]
+    rows[0].alternatives = [("shipping", 0.2)]
+    b = error_breakdown(rows)
+    assert (b["intent_errors"], b["intent_errors_gold_second"]) == (1, 1)
+    assert (b["hit_at_3_misses"], b["hit_at_3_misses_wrong_intent"], b["hit_at_3_misses_wrong_buyer_type"], b["hit_at_3_misses_ranking"]) == (3, 1, 1, 1)
+    assert b["hit_at_3_given_right_intent"] == round(1 / 3, 4)

@@ -29,6 +29,7 @@ class Record:
     draft_ids: list[str]
     latency_ms: float
     baselines: dict[str, dict] = field(default_factory=dict)
+    alternatives: list[tuple[str, float]] = field(default_factory=list)  # the next intents replybot weighed, best first
 
     @property
     def correct(self) -> bool:
@@ -138,6 +139,29 @@ def draft_metrics(records: list[Record]) -> dict:
             rr += 1 / ranks[0]
     n = len(rows)
     return {"n_accept_turns": n, "hit_at_1": round(hit1 / n, 4), "hit_at_3": round(hit3 / n, 4), "mrr": round(rr / n, 4)}
+
+
+def error_breakdown(records: list[Record]) -> dict:
+    """Where the misses come from: intent errors by how close the right intent came, and the
+    hit@3 misses by cause (a wrong intent or buyer type fetches the wrong drafts; otherwise the
+    ranking put the accepted drafts fourth or lower)."""
+    wrong = [r for r in records if not r.correct]
+    runner_up = sum(1 for r in wrong if r.alternatives and r.alternatives[0][0] == r.gold)
+    accept = [r for r in records if r.accept]
+    missed = [r for r in accept if not any(d in r.accept for d in r.draft_ids[:3])]
+    wrong_type = [r for r in missed if r.correct and r.gold == "bargain" and r.buyer_type != r.gold_buyer_type]
+    by_intent = sum(1 for r in missed if not r.correct)
+    return {
+        "intent_errors": len(wrong),
+        "intent_errors_gold_second": runner_up,
+        "hit_at_3_misses": len(missed),
+        "hit_at_3_misses_wrong_intent": by_intent,
+        "hit_at_3_misses_wrong_buyer_type": len(wrong_type),
+        "hit_at_3_misses_ranking": len(missed) - by_intent - len(wrong_type),
+        "hit_at_3_given_right_intent": round(
+            sum(1 for r in accept if r.correct and any(d in r.accept for d in r.draft_ids[:3])) / max(1, sum(r.correct for r in accept)), 4
+        ) if accept else None,
+    }
 
 
 def speed_metrics(latencies_ms: list[float], wall_s: float, n_turns: int | None = None) -> dict:

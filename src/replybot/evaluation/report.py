@@ -68,16 +68,30 @@ def render_table(summary: dict, console) -> None:
 
 
 def errors_of(records: list[Record]) -> list[dict]:
+    """Every turn replybot got wrong, with what it takes to see why: `error` is intent, buyer_type
+    or draft (the intent and type were right but no accepted draft made the first three);
+    `gold_rank` / `gold_confidence` say how close the right intent came, `accept_rank` where the
+    first accepted draft ranked (None: not among the ten retrieved); a gold_rank of None means the
+    right intent was not among the four replybot listed."""
     out = []
     for r in records:
         wrong_type = r.gold == "bargain" and r.gold_buyer_type and r.predicted == "bargain" and r.buyer_type != r.gold_buyer_type
-        if not r.correct or wrong_type:
-            d = asdict(r)
-            d.pop("baselines", None)
-            if d["latency_ms"] != d["latency_ms"]:  # not in the timed sample
-                d["latency_ms"] = None
-            d["error"] = "intent" if not r.correct else "buyer_type"
-            out.append(d)
+        accept_rank = next((k for k, d in enumerate(r.draft_ids, 1) if d in r.accept), None)
+        draft_miss = bool(r.accept) and (accept_rank is None or accept_rank > 3)
+        if r.correct and not wrong_type and not draft_miss:
+            continue
+        d = asdict(r)
+        d.pop("baselines", None)
+        d["alternatives"] = [{"intent": i, "confidence": c} for i, c in r.alternatives]
+        if d["latency_ms"] != d["latency_ms"]:  # not in the timed sample
+            d["latency_ms"] = None
+        d["error"] = "intent" if not r.correct else "buyer_type" if wrong_type else "draft"
+        ranking = [(r.predicted, r.confidence), *r.alternatives]
+        gold_at = next((k for k, (i, _) in enumerate(ranking, 1) if i == r.gold), None)
+        d["gold_rank"] = gold_at
+        d["gold_confidence"] = ranking[gold_at - 1][1] if gold_at else None
+        d["accept_rank"] = accept_rank if r.accept else None
+        out.append(d)
     return out
 
 
@@ -167,6 +181,16 @@ def markdown(summary: dict) -> str:
             lines.append(
                 f"| {name} | {m['intent_accuracy']} | {m['intent_macro_f1']} | {m['buyer_type_accuracy']} | {summary['lift'][name]:+} | "
                 + (f"{span[0]:+} – {span[1]:+} |" if span else "— |")
+            )
+    breakdown = summary.get("error_breakdown")
+    if breakdown:
+        lines += ["", "## Where the misses are (details in errors.json)", "",
+                  f"- intent errors: {breakdown['intent_errors']}, of which the right intent came second: {breakdown['intent_errors_gold_second']}"]
+        if breakdown["hit_at_3_misses"] or summary.get("hit_at_3") is not None:
+            lines.append(
+                f"- hit@3 misses: {breakdown['hit_at_3_misses']} (wrong intent {breakdown['hit_at_3_misses_wrong_intent']}, "
+                f"wrong buyer type {breakdown['hit_at_3_misses_wrong_buyer_type']}, ranking {breakdown['hit_at_3_misses_ranking']}); "
+                f"hit@3 where the intent is right: {breakdown['hit_at_3_given_right_intent']}"
             )
     lines += ["", "## Coverage / accuracy", "", "| threshold | coverage | accuracy |", "| --- | --- | --- |"]
     for c in summary["coverage_curve"]:

@@ -80,6 +80,7 @@ def _record(t: EvalTurn, suggestion) -> Record:
         buyer_type=suggestion.buyer_type,
         draft_ids=[d.id for d in suggestion.drafts],
         latency_ms=float("nan"),
+        alternatives=[(a.intent, a.confidence) for a in suggestion.alternatives],
     )
 
 
@@ -105,6 +106,7 @@ def summarize(records: list[Record], wall_s: float, with_baselines: bool) -> dic
     summary |= metrics.buyer_type_metrics(records)
     summary |= metrics.abstention_metrics(records)
     summary |= metrics.draft_metrics(records)
+    summary["error_breakdown"] = metrics.error_breakdown(records)
     summary |= metrics.speed_metrics([r.latency_ms for r in records], wall_s)
     labels, matrix = metrics.confusion(golds, alsos, preds)
     summary["confusion"] = {"labels": labels, "matrix": matrix}
