@@ -27,19 +27,22 @@ def candidate_drafts(
 ) -> list[int]:
     """Drafts of the intent; for bargaining, of the buyer type (and variant, when known).
 
-    A draft that quotes a dialogue value (the buyer's price, the gap) is offered only when that
-    value is known, so an agent never sees a hole in a draft.
+    `known` holds the dialogue values found (the buyer's price, the gap) and the facts the buyer
+    has already given (facts.stated_facts). A draft that quotes a dialogue value is offered only
+    when that value is known, so an agent never sees a hole in a draft; a draft that asks for
+    facts is left out once the buyer has given them all (unless nothing else is left).
     """
     from .policy import DIALOGUE_PLACEHOLDERS, template_names
 
     known = known or frozenset()
-    chosen = []
+    chosen, answered = [], []
     for i, d in enumerate(corpus.drafts):
         if d.intent != intent:
             continue
         needs = template_names(d.entry.text)[0] & DIALOGUE_PLACEHOLDERS
         if needs <= known:
-            chosen.append(i)
+            (answered if d.entry.asks_for and set(d.entry.asks_for) <= known else chosen).append(i)
+    chosen = chosen or answered
     if buyer_type is not None:
         typed = [i for i in chosen if corpus.drafts[i].entry.buyer_type == buyer_type]
         chosen = typed or chosen

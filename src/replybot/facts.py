@@ -1,0 +1,53 @@
+"""What the buyer has already told us, so no draft asks for it again.
+
+A buyer who wrote 身高170体重130斤 and is asked 方便告诉我您的身高和体重吗 feels unheard, and the
+agent has to skip that draft. Drafts that ask for something name it in `asks_for`; a draft whose
+every ask is already answered in the buyer's turns is not offered (rank.candidate_drafts).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .privacy import ADDRESS, LANDLINE, ORDER, PHONE, mask
+
+_CN_NUM = "一二三四五六七八九十两"
+_HEIGHT = re.compile(
+    r"身高\s*[:：]?\s*\d|(?<!\d)1[4-9]\d(?:\.\d)?\s*(?:cm|CM|厘米|公分)?(?![\d斤kKg码元块号%])|(?<!\d)1(?:\.\d{1,2}|米\d{1,2})(?![\d%])"
+    rf"|一米[{_CN_NUM}]"
+)
+_WEIGHT = re.compile(rf"体重\s*[:：]?\s*\d|\d{{2,3}}(?:\.\d)?\s*(?:斤|kg|KG|Kg|公斤|千克)|[{_CN_NUM}]百[{_CN_NUM}]?十?斤")
+_WAIST = re.compile(r"腰围?\s*[:：]?\s*\d{2,3}|[一二两三]尺[一二三四五六七八九]?")
+_HIP = re.compile(r"臀围?\s*[:：]?\s*\d{2,3}")
+_USUAL_SIZE = re.compile(r"平时(?:都|一般)?(?:穿|买|拿|选)?\s*(?:[XxSsMmLl]{1,4}\b|\d?XL|\d{2}(?:码|号)|\d{2}(?![\d斤公kK]))")
+_DATA_TOKEN = re.compile(r"\[(订单|单号|快递单|运单|地址|手机|电话|图片|链接|商品)[^\]]{0,6}\]")
+_PHOTO = re.compile(r"\[图片\]|(?:图|照片|截图|视频)(?:片)?(?:已经|都)?(?:发|传)(?:给)?(?:你|您)?了|拍(?:了|好了)(?:照片?)?发(?:给)?(?:你|您)|发(?:你|您)看")
+_LINK = re.compile(r"https?://|\[链接|\[商品|item\.(?:taobao|jd)|tb\.cn|3\.cn")
+_INVOICE = re.compile(r"税号|纳税人识别号|有限公司|抬头\s*(?:是|为|写|[:：])\s*\S")
+
+
+def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
+    """Facts (schemas.ASKABLE_FACTS, all but "gap", which the bargaining reader knows) that the
+    buyer's messages already give."""
+    text = "\n".join(buyer_texts)
+    masked = mask(text)
+    tokens = {m.group(1) for m in _DATA_TOKEN.finditer(text)}
+    found = set()
+    if _HEIGHT.search(text) and _WEIGHT.search(text):
+        found.add("height_weight")
+    if _WAIST.search(text) and _HIP.search(text):
+        found.add("waist_hip")
+    if _USUAL_SIZE.search(text):
+        found.add("usual_size")
+    if ADDRESS in masked or PHONE in masked or LANDLINE in masked or tokens & {"地址", "手机", "电话"}:
+        found.add("address")
+    if ORDER in masked or tokens & {"订单", "单号", "快递单", "运单"}:
+        found.add("order_number")
+    if _PHOTO.search(text) or "图片" in tokens:
+        found.add("photo")
+    if _LINK.search(text) or tokens & {"链接", "商品"}:
+        found.add("link")
+    if _INVOICE.search(text):
+        found.add("invoice_title")
+    return frozenset(found)

@@ -1,0 +1,92 @@
+"""What the buyer already said, and drafts that would ask for it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from replybot.facts import stated_facts
+
+
+@pytest.mark.parametrize(
+    "texts,fact",
+    [
+        (["身高170体重130斤 风衣穿L还是XL"], "height_weight"),
+        (["我165", "体重52kg"], "height_weight"),  # across turns
+        (["一米六 一百斤 穿什么码"], "height_weight"),
+        (["1米72 140斤"], "height_weight"),
+        (["我腰70", "臀围98穿M会不会绷"], "waist_hip"),
+        (["平时穿M 这件呢"], "usual_size"),
+        (["平时穿37 脚背高 这款选多大"], "usual_size"),
+        (["地址改成浙江省杭州市西湖区文三路100号"], "address"),
+        (["电话换成13812345678"], "address"),
+        (["[订单x] 申通单号[数字x]"], "order_number"),
+        (["订单号123456789012 还没发货"], "order_number"),
+        (["图发你了 赶紧给我换"], "photo"),
+        (["[图片] 你看这里开线了"], "photo"),
+        (["https://item.taobao.com/item.htm?id=1 这个有货吗"], "link"),
+        (["抬头写公司的 税号[数字x]"], "invoice_title"),
+    ],
+)
+def test_facts_the_buyer_gave(texts, fact):
+    assert fact in stated_facts(texts)
+
+
+@pytest.mark.parametrize(
+    "texts,fact",
+    [
+        (["我165 穿M会不会短"], "height_weight"),  # height without weight: asking still helps
+        (["满159包邮吗"], "height_weight"),
+        (["130斤穿多大"], "height_weight"),
+        (["裤子腰围多少"], "waist_hip"),
+        (["平时都在你家买"], "usual_size"),
+        (["帮我改个地址"], "address"),
+        (["退款什么时候到"], "order_number"),
+        (["我拍张图给你看看吧"], "photo"),
+        (["发票怎么开"], "invoice_title"),
+    ],
+)
+def test_no_fact_where_the_buyer_only_asks(texts, fact):
+    assert fact not in stated_facts(texts)
+
+
+def test_a_draft_that_asks_for_a_given_fact_is_left_out(mini_settings):
+    import yaml
+
+    from replybot.corpus import load_corpus
+    from replybot.rank import candidate_drafts
+
+    path = mini_settings.scripts_dir / "size.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["drafts"][0]["asks_for"] = ["height_weight"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    asking = next(i for i, d in enumerate(corpus.drafts) if d.entry.asks_for)
+    assert asking in candidate_drafts(corpus, "size", None)
+    assert asking not in candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"}))
+    # never an empty list: with every draft's asks answered, they are offered after all
+    for d in data["drafts"]:
+        d["asks_for"] = ["height_weight"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    assert candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"})) == candidate_drafts(corpus, "size", None)
+
+
+def test_an_unknown_ask_is_a_data_error(mini_settings):
+    import yaml
+
+    from replybot.corpus import load_corpus
+    from replybot.errors import CorpusError
+
+    path = mini_settings.scripts_dir / "size.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["drafts"][0]["asks_for"] = ["shoe_size"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(CorpusError, match='未知的询问项 "shoe_size"'):
+        load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+
+
+def test_suggest_does_not_ask_for_height_and_weight_just_given(real_suggester):
+    asked = real_suggester.suggest("风衣穿L还是XL", k=10)
+    told = real_suggester.suggest("身高170体重130斤 风衣穿L还是XL", k=10)
+    assert "size-ask-height-weight" in [d.id for d in asked.drafts]
+    assert told.intent == "size" and "size-ask-height-weight" not in [d.id for d in told.drafts]
