@@ -90,3 +90,26 @@ def test_suggest_does_not_ask_for_height_and_weight_just_given(real_suggester):
     told = real_suggester.suggest("身高170体重130斤 风衣穿L还是XL", k=10)
     assert "size-ask-height-weight" in [d.id for d in asked.drafts]
     assert told.intent == "size" and "size-ask-height-weight" not in [d.id for d in told.drafts]
+
+
+def test_a_draft_that_requires_a_fact_waits_for_it(mini_settings):
+    import yaml
+
+    from replybot.corpus import load_corpus
+    from replybot.rank import candidate_drafts
+
+    path = mini_settings.scripts_dir / "size.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["drafts"][1]["requires"] = ["height_weight"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    needing = next(i for i, d in enumerate(corpus.drafts) if d.entry.requires)
+    assert needing not in candidate_drafts(corpus, "size", None)
+    assert needing in candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"}))
+
+
+def test_suggest_recommends_from_details_only_when_given(real_suggester):
+    told = [d.id for d in real_suggester.suggest("我165 52kg 平时穿M 这件选哪个码", k=3).drafts]
+    asked = [d.id for d in real_suggester.suggest("我穿什么码", k=10).drafts]
+    assert told[0] == "size-recommend-from-details"
+    assert "size-recommend-from-details" not in asked

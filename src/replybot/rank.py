@@ -28,9 +28,10 @@ def candidate_drafts(
     """Drafts of the intent; for bargaining, of the buyer type (and variant, when known).
 
     `known` holds the dialogue values found (the buyer's price, the gap) and the facts the buyer
-    has already given (facts.stated_facts). A draft that quotes a dialogue value is offered only
-    when that value is known, so an agent never sees a hole in a draft; a draft that asks for
-    facts is left out once the buyer has given them all (unless nothing else is left).
+    has already given (facts.stated_facts). A draft that quotes a dialogue value, or takes a fact
+    as said (`requires`), is offered only when it is known, so an agent never sees a hole in a
+    draft or answers what was not asked; a draft that asks for facts is left out once the buyer
+    has given them all (unless nothing else is left).
     """
     from .policy import DIALOGUE_PLACEHOLDERS, template_names
 
@@ -40,7 +41,7 @@ def candidate_drafts(
         if d.intent != intent:
             continue
         needs = template_names(d.entry.text)[0] & DIALOGUE_PLACEHOLDERS
-        if needs <= known:
+        if needs <= known and set(d.entry.requires) <= known:
             (answered if d.entry.asks_for and set(d.entry.asks_for) <= known else chosen).append(i)
     chosen = chosen or answered
     if buyer_type is not None:

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .taxonomy import BUYER_TYPES, INTENTS, VARIANTS
 
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
-# What a draft may ask the buyer for (`asks_for`); facts.stated_facts says which the buyer already gave.
+# What a draft may ask the buyer for (`asks_for`) or take as said (`requires`); facts.stated_facts
+# says which the buyer already gave.
 # "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS).
 ASKABLE_FACTS = ("height_weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap")
 
@@ -92,11 +93,12 @@ class DraftEntry(Strict):
     notes: list[str] = Field(min_length=1)
     cues: list[str] = []
     asks_for: list[str] = []  # facts the draft asks the buyer for; not offered once all are given
+    requires: list[str] = []  # facts the draft takes as said (按您说的身高体重…); offered only then
     source: str
 
     _bt = field_validator("buyer_type")(classmethod(lambda cls, v: check_buyer_type(v)))
 
-    @field_validator("asks_for")
+    @field_validator("asks_for", "requires")
     @classmethod
     def _known_facts(cls, v: list[str]) -> list[str]:
         unknown = [f for f in v if f not in ASKABLE_FACTS]
