@@ -25,6 +25,7 @@ from replybot.facts import stated_facts
         (["[图片] 你看这里开线了"], "photo"),
         (["https://item.taobao.com/item.htm?id=1 这个有货吗"], "link"),
         (["抬头写公司的 税号[数字x]"], "invoice_title"),
+        (["抬头是个人 写我名字就行"], "invoice_title"),
     ],
 )
 def test_facts_the_buyer_gave(texts, fact):
@@ -43,6 +44,8 @@ def test_facts_the_buyer_gave(texts, fact):
         (["退款什么时候到"], "order_number"),
         (["我拍张图给你看看吧"], "photo"),
         (["发票怎么开"], "invoice_title"),
+        (["发票抬头写什么"], "invoice_title"),
+        (["开专票要税号吗 税号是什么"], "invoice_title"),
     ],
 )
 def test_no_fact_where_the_buyer_only_asks(texts, fact):

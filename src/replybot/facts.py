@@ -24,7 +24,7 @@ _USUAL_SIZE = re.compile(r"平时(?:都|一般)?(?:穿|买|拿|选)?\s*(?:[XxSsM
 _DATA_TOKEN = re.compile(r"\[(订单|单号|快递单|运单|地址|手机|电话|图片|链接|商品)[^\]]{0,6}\]")
 _PHOTO = re.compile(r"\[图片\]|(?:图|照片|截图|视频)(?:片)?(?:已经|都)?(?:发|传)(?:给)?(?:你|您)?了|拍(?:了|好了)(?:照片?)?发(?:给)?(?:你|您)|发(?:你|您)看")
 _LINK = re.compile(r"https?://|\[链接|\[商品|item\.(?:taobao|jd)|tb\.cn|3\.cn")
-_INVOICE = re.compile(r"税号|纳税人识别号|有限公司|抬头\s*(?:是|为|写|[:：])\s*\S")
+_INVOICE = re.compile(r"(?<!什么)(?<!要)(?:税号|纳税人识别号)(?!是什么|是啥|在哪|怎么)|有限公司|抬头\s*(?:是|为|写|[:：])\s*(?!什么|啥|哪|怎)\S")
 
 
 def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
