@@ -2,7 +2,10 @@
 
 A buyer who wrote 身高170体重130斤 and is asked 方便告诉我您的身高和体重吗 feels unheard, and the
 agent has to skip that draft. Drafts that ask for something name it in `asks_for`; a draft whose
-every ask is already answered in the buyer's turns is not offered (rank.candidate_drafts).
+every ask is already answered in the buyer's turns is not offered, and a draft that builds on a
+fact (`requires`: 按您说的身高体重…) is offered only once it is given (rank.candidate_drafts).
+Regular expressions, not a model: the facts are few and formulaic, and a miss only means a
+draft is offered as before.
 """
 
 from __future__ import annotations
