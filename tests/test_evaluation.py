@@ -154,3 +154,53 @@ def test_cli_eval_on_real_model_json_and_report(use_real_cache, tmp_path):
     assert lo <= summary["intent_accuracy"] <= hi
     for name in ("report.json", "errors.json", "report.md", "confusion.png"):
         assert (folder / name).stat().st_size > 0
+
+
+def test_changes_list_what_broke_and_what_was_fixed():
+    from replybot.evaluation.compare import changes
+
+    def err(d, i, kind, **more):
+        return {"dialogue_id": d, "index": i, "error": kind, "text": "t", "gold": "size", "predicted": "other", "accept_rank": None, **more}
+
+    old = ({"files": ["a.jsonl"], "intent_accuracy": 0.9, "hit_at_3": 0.8}, [err("d1", 0, "intent"), err("d2", 2, "draft")])
+    new_summary = {"files": ["a.jsonl"], "intent_accuracy": 0.95, "hit_at_3": 0.8}
+    out = changes(old, new_summary, [err("d2", 2, "draft"), err("d3", 1, "buyer_type")])
+    assert out["same_files"] and out["draft_misses_compared"]
+    assert out["figures"]["intent_accuracy"] == {"before": 0.9, "after": 0.95, "change": 0.05}
+    assert [(e["dialogue_id"], e["error"]) for e in out["newly_wrong"]] == [("d3", "buyer_type")]
+    assert [(e["dialogue_id"], e["error"]) for e in out["newly_right"]] == [("d1", "intent")]
+    # an older report (no accept_rank anywhere) had no draft misses: they are not counted as new
+    legacy = ({"files": ["b.jsonl"]}, [{"dialogue_id": "d1", "index": 0, "error": "intent", "text": "t", "gold": "size", "predicted": "other"}])
+    out = changes(legacy, {"files": ["a.jsonl"]}, [err("d1", 0, "intent"), err("d2", 2, "draft")])
+    assert not out["same_files"] and not out["draft_misses_compared"]
+    assert out["newly_wrong"] == [] and out["newly_right"] == []
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda d: None, "report.json: 找不到（--against 需要之前用 --report 写出的目录）"),
+        (lambda d: (d / "report.json").write_text("{", encoding="utf-8"), "report.json: 不是有效的 JSON"),
+    ],
+)
+def test_against_a_folder_that_is_no_report_is_one_line_before_scoring(tmp_path, small_set, make, message):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    make(folder)
+    result = runner.invoke(app, ["eval", str(small_set), "--against", str(folder)])
+    assert (result.exit_code, result.output) == (2, f"错误: {folder}/{message}\n")
+    assert not (tmp_path / "cache" / "model").exists()
+
+
+def test_cli_against_the_same_run_changes_nothing(use_real_cache, tmp_path):
+    lines = (REPO / "eval" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()[:8]
+    subset = write_lines(tmp_path / "subset.jsonl", *lines)
+    first = runner.invoke(app, ["eval", str(subset), "--no-baselines", "--report", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["eval", str(subset), "--no-baselines", "--json", "--against", str(tmp_path / "a")])
+    assert again.exit_code == 0, again.output
+    out = json.loads(again.stdout)["changes"]
+    assert out["same_files"] and out["newly_wrong"] == [] and out["newly_right"] == []
+    assert all(f["change"] == 0 for f in out["figures"].values())
+    shown = runner.invoke(app, ["eval", str(subset), "--no-baselines", "--against", str(tmp_path / "a")])
+    assert "与上次报告相比" in shown.output and "新错 0 条" in shown.output

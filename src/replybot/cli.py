@@ -152,11 +152,12 @@ def eval_cli(
     report: Optional[Path] = typer.Option(None, "--report", help="把 report.json、errors.json、report.md 和混淆矩阵图写到这个目录"),
     shop: Optional[Path] = typer.Option(None, "--shop", help="店铺政策 YAML"),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="同时跑基线方法作对比"),
+    against: Optional[Path] = typer.Option(None, "--against", help="与之前 --report 写出的目录比较：各项指标的变化，以及新错和改对的消息"),
 ) -> None:
     """离线评估：对每条标注的买家消息（带前文）打分，和基线方法对比。"""
     from .evaluation.runner import evaluate_cli_run
 
-    evaluate_cli_run(files, as_json=as_json, report_dir=report, shop=shop, with_baselines=baselines)
+    evaluate_cli_run(files, as_json=as_json, report_dir=report, shop=shop, with_baselines=baselines, against=against)
 
 
 @app.command("clip")

@@ -66,6 +66,42 @@ def render_table(summary: dict, console) -> None:
             base.add_row(BASELINE_NAMES.get(name, name), _pct(m["intent_accuracy"]), f"{m['intent_macro_f1']:.3f}", _pct(m["buyer_type_accuracy"]), lift)
         console.print(base)
 
+    if "changes" in summary:
+        render_changes(summary["changes"], console)
+
+
+CHANGE_LIST_LIMIT = 15  # turns listed per side in the terminal; all of them are in the JSON
+FIGURE_NAMES = {
+    "intent_accuracy": "意图准确率", "intent_accuracy_strict": "意图准确率（严格）", "intent_macro_f1": "宏平均 F1",
+    "buyer_type_accuracy": "买家类型准确率", "accuracy_at_80_coverage": "最有把握的 80%", "hit_at_1": "hit@1",
+    "hit_at_3": "hit@3", "mrr": "MRR",
+}
+ERROR_KINDS = {"intent": "意图", "buyer_type": "买家类型", "draft": "话术"}
+
+
+def render_changes(changes: dict, console) -> None:
+    """The --against comparison: figure deltas, then the turns that broke and the turns that were fixed."""
+    from rich.table import Table
+
+    title = "与上次报告相比" + ("" if changes["same_files"] else "（注意：评估的文件不同）")
+    if not changes.get("draft_misses_compared", True):
+        title += "（旧报告没有话术未命中的记录，只比较意图和买家类型）"
+    figures = Table(title=title, show_header=True)
+    for col in ("指标", "之前", "现在", "变化"):
+        figures.add_column(col, justify="right" if col != "指标" else "left")
+    for name, f in changes["figures"].items():
+        fmt = (lambda v: f"{v:.3f}") if name in ("intent_macro_f1", "mrr") else (lambda v: f"{v:.1%}")
+        figures.add_row(FIGURE_NAMES.get(name, name), fmt(f["before"]), fmt(f["after"]), f"{f['change'] * 100:+.1f}" if name not in ("intent_macro_f1", "mrr") else f"{f['change']:+.3f}")
+    console.print(figures)
+    for key, label in (("newly_wrong", "新错"), ("newly_right", "改对")):
+        rows = changes[key]
+        console.print(f"{label} {len(rows)} 条" + ("：" if rows else ""))
+        for e in rows[:CHANGE_LIST_LIMIT]:
+            what = f"{e['gold']}→{e['predicted']}" if e["error"] == "intent" else f"{e.get('gold_buyer_type')}→{e.get('buyer_type')}" if e["error"] == "buyer_type" else f"采纳话术排在第 {e.get('accept_rank') or '10+'} 位"
+            console.print(f"  [{ERROR_KINDS.get(e['error'], e['error'])}] {e['dialogue_id']}#{e['index']} {e['text'][:40]}  （{what}）", markup=False, highlight=False)
+        if len(rows) > CHANGE_LIST_LIMIT:
+            console.print(f"  …… 其余 {len(rows) - CHANGE_LIST_LIMIT} 条见 --json 或报告目录的 report.json")
+
 
 def errors_of(records: list[Record]) -> list[dict]:
     """Every turn replybot got wrong, with what it takes to see why: `error` is intent, buyer_type
@@ -192,6 +228,15 @@ def markdown(summary: dict) -> str:
                 f"wrong buyer type {breakdown['hit_at_3_misses_wrong_buyer_type']}, ranking {breakdown['hit_at_3_misses_ranking']}); "
                 f"hit@3 where the intent is right: {breakdown['hit_at_3_given_right_intent']}"
             )
+    changes = summary.get("changes")
+    if changes:
+        lines += ["", "## Against the earlier report" + ("" if changes["same_files"] else " (different files!)"), "",
+                  "| figure | before | after | change |", "| --- | --- | --- | --- |"]
+        for name, f in changes["figures"].items():
+            lines.append(f"| {name} | {f['before']} | {f['after']} | {f['change']:+} |")
+        for key, label in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
+            lines += ["", f"{label}: {len(changes[key])}", ""]
+            lines += [f"- {e['error']}: {e['dialogue_id']}#{e['index']} {e['text']} (gold {e['gold']}, predicted {e['predicted']})" for e in changes[key]]
     lines += ["", "## Coverage / accuracy", "", "| threshold | coverage | accuracy |", "| --- | --- | --- |"]
     for c in summary["coverage_curve"]:
         lines.append(f"| {c['threshold']} | {c['coverage']} | {c['accuracy']} |")

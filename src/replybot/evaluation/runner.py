@@ -138,15 +138,24 @@ def evaluate(
     return summary, records
 
 
-def evaluate_cli_run(files: list[Path], as_json: bool, report_dir: Path | None, shop: Path | None, with_baselines: bool) -> None:
+def evaluate_cli_run(
+    files: list[Path],
+    as_json: bool,
+    report_dir: Path | None,
+    shop: Path | None,
+    with_baselines: bool,
+    against: Path | None = None,
+) -> None:
     import json
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..cli import progress_printer
-    from .report import render_table, write_report
+    from .compare import changes, load_report
+    from .report import errors_of, render_table, write_report
 
+    previous = load_report(against) if against is not None else None  # before anything is scored (or overwritten)
     suggester = Suggester(shop_path=shop, progress=progress_printer())
     turns = load_dialogues(files, {d.id for d in suggester.corpus.drafts})
     suggester.bundle  # build before the bar starts
@@ -154,6 +163,8 @@ def evaluate_cli_run(files: list[Path], as_json: bool, report_dir: Path | None, 
     with Progress(TextColumn("评估中"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("eval", total=len(turns))
         summary, records = evaluate(files, suggester, with_baselines, lambda n: bar.update(task, completed=n), turns)
+    if previous is not None:
+        summary["changes"] = changes(previous, summary, errors_of(records))
     if report_dir is not None:
         write_report(report_dir, summary, records)
     if as_json:
