@@ -97,10 +97,18 @@ def render_changes(changes: dict, console) -> None:
         rows = changes[key]
         console.print(f"{label} {len(rows)} 条" + ("：" if rows else ""))
         for e in rows[:CHANGE_LIST_LIMIT]:
-            what = f"{e['gold']}→{e['predicted']}" if e["error"] == "intent" else f"{e.get('gold_buyer_type')}→{e.get('buyer_type')}" if e["error"] == "buyer_type" else f"采纳话术排在第 {e.get('accept_rank') or '10+'} 位"
-            console.print(f"  [{ERROR_KINDS.get(e['error'], e['error'])}] {e['dialogue_id']}#{e['index']} {e['text'][:40]}  （{what}）", markup=False, highlight=False)
+            console.print(f"  [{ERROR_KINDS.get(e['error'], e['error'])}] {e['dialogue_id']}#{e['index']} {e['text'][:40]}  （{_what_went_wrong(e)}）", markup=False, highlight=False)
         if len(rows) > CHANGE_LIST_LIMIT:
             console.print(f"  …… 其余 {len(rows) - CHANGE_LIST_LIMIT} 条见 --json 或报告目录的 report.json")
+
+
+def _what_went_wrong(e: dict) -> str:
+    """gold→predicted for the kind of error: the intent, the buyer type, or where the accepted draft ranked."""
+    if e["error"] == "intent":
+        return f"{e['gold']}→{e['predicted']}"
+    if e["error"] == "buyer_type":
+        return f"{e.get('gold_buyer_type')}→{e.get('buyer_type')}"
+    return f"采纳话术排第 {e.get('accept_rank') or '10+'} 位"
 
 
 def errors_of(records: list[Record]) -> list[dict]:
@@ -236,7 +244,7 @@ def markdown(summary: dict) -> str:
             lines.append(f"| {name} | {f['before']} | {f['after']} | {f['change']:+} |")
         for key, label in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
             lines += ["", f"{label}: {len(changes[key])}", ""]
-            lines += [f"- {e['error']}: {e['dialogue_id']}#{e['index']} {e['text']} (gold {e['gold']}, predicted {e['predicted']})" for e in changes[key]]
+            lines += [f"- {e['error']}: {e['dialogue_id']}#{e['index']} {e['text']} ({_what_went_wrong(e)})" for e in changes[key]]
     lines += ["", "## Coverage / accuracy", "", "| threshold | coverage | accuracy |", "| --- | --- | --- |"]
     for c in summary["coverage_curve"]:
         lines.append(f"| {c['threshold']} | {c['coverage']} | {c['accuracy']} |")
