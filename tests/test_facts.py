@@ -52,40 +52,38 @@ def test_no_fact_where_the_buyer_only_asks(texts, fact):
     assert fact not in stated_facts(texts)
 
 
-def test_a_draft_that_asks_for_a_given_fact_is_left_out(mini_settings):
+def corpus_with_size_drafts(settings, fields: dict, which: tuple[int, ...] | None = None):
+    """The mini corpus with `fields` set on its size drafts (those at `which`, or all)."""
     import yaml
 
     from replybot.corpus import load_corpus
+
+    path = settings.scripts_dir / "size.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for k, draft in enumerate(data["drafts"]):
+        if which is None or k in which:
+            draft.update(fields)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return load_corpus(settings.intents_dir, settings.scripts_dir, settings.default_shop)
+
+
+def test_a_draft_that_asks_for_a_given_fact_is_left_out(mini_settings):
     from replybot.rank import candidate_drafts
 
-    path = mini_settings.scripts_dir / "size.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["drafts"][0]["asks_for"] = ["height_weight"]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    corpus = corpus_with_size_drafts(mini_settings, {"asks_for": ["height_weight"]}, which=(0,))
     asking = next(i for i, d in enumerate(corpus.drafts) if d.entry.asks_for)
     assert asking in candidate_drafts(corpus, "size", None)
     assert asking not in candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"}))
     # never an empty list: with every draft's asks answered, they are offered after all
-    for d in data["drafts"]:
-        d["asks_for"] = ["height_weight"]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    corpus = corpus_with_size_drafts(mini_settings, {"asks_for": ["height_weight"]})
     assert candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"})) == candidate_drafts(corpus, "size", None)
 
 
 def test_an_unknown_ask_is_a_data_error(mini_settings):
-    import yaml
-
-    from replybot.corpus import load_corpus
     from replybot.errors import CorpusError
 
-    path = mini_settings.scripts_dir / "size.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["drafts"][0]["asks_for"] = ["shoe_size"]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(CorpusError, match='未知的询问项 "shoe_size"'):
-        load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+        corpus_with_size_drafts(mini_settings, {"asks_for": ["shoe_size"]}, which=(0,))
 
 
 def test_suggest_does_not_ask_for_height_and_weight_just_given(real_suggester):
@@ -96,16 +94,9 @@ def test_suggest_does_not_ask_for_height_and_weight_just_given(real_suggester):
 
 
 def test_a_draft_that_requires_a_fact_waits_for_it(mini_settings):
-    import yaml
-
-    from replybot.corpus import load_corpus
     from replybot.rank import candidate_drafts
 
-    path = mini_settings.scripts_dir / "size.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["drafts"][1]["requires"] = ["height_weight"]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    corpus = load_corpus(mini_settings.intents_dir, mini_settings.scripts_dir, mini_settings.default_shop)
+    corpus = corpus_with_size_drafts(mini_settings, {"requires": ["height_weight"]}, which=(1,))
     needing = next(i for i, d in enumerate(corpus.drafts) if d.entry.requires)
     assert needing not in candidate_drafts(corpus, "size", None)
     assert needing in candidate_drafts(corpus, "size", None, known=frozenset({"height_weight"}))

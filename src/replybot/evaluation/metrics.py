@@ -33,7 +33,31 @@ class Record:
 
     @property
     def correct(self) -> bool:
-        return self.predicted == self.gold or self.predicted in self.also
+        return self.right(self.predicted)
+
+    @property
+    def top_correct(self) -> bool:
+        """Whether the best-scoring intent is right, abstained or not (the coverage curve's view)."""
+        return self.right(self.top_intent)
+
+    @property
+    def wrong_type(self) -> bool:
+        """A bargaining turn read as bargaining, with the wrong buyer type."""
+        return self.gold == "bargain" and bool(self.gold_buyer_type) and self.predicted == "bargain" and self.buyer_type != self.gold_buyer_type
+
+    @property
+    def accept_rank(self) -> int | None:
+        """1-based rank of the first accepted draft among those retrieved; None if none was."""
+        return next((k for k, d in enumerate(self.draft_ids, 1) if d in self.accept), None)
+
+    @property
+    def hit_at_3(self) -> bool:
+        rank = self.accept_rank
+        return rank is not None and rank <= 3
+
+    def right(self, intent: str) -> bool:
+        """Whether `intent` is right for this turn (`also` counts)."""
+        return intent == self.gold or intent in self.also
 
 
 def lenient_gold(gold: str, also: list[str], predicted: str) -> str:
@@ -98,7 +122,7 @@ def abstention_metrics(records: list[Record]) -> dict:
     answered = [r for r in records if not r.abstained]
     curve = []
     conf = np.array([r.confidence for r in records])
-    ok = np.array([r.top_intent == r.gold or r.top_intent in r.also for r in records])
+    ok = np.array([r.top_correct for r in records])
     for t in np.round(np.linspace(0.0, 0.95, 20), 2):
         keep = conf >= t
         if keep.sum() == 0:
@@ -132,11 +156,11 @@ def draft_metrics(records: list[Record]) -> dict:
         return {"n_accept_turns": 0, "hit_at_1": None, "hit_at_3": None, "mrr": None}
     hit1 = hit3 = rr = 0.0
     for r in rows:
-        ranks = [k for k, d in enumerate(r.draft_ids, 1) if d in r.accept]
-        if ranks:
-            hit1 += ranks[0] == 1
-            hit3 += ranks[0] <= 3
-            rr += 1 / ranks[0]
+        rank = r.accept_rank
+        if rank is not None:
+            hit1 += rank == 1
+            hit3 += rank <= 3
+            rr += 1 / rank
     n = len(rows)
     return {"n_accept_turns": n, "hit_at_1": round(hit1 / n, 4), "hit_at_3": round(hit3 / n, 4), "mrr": round(rr / n, 4)}
 
@@ -148,8 +172,8 @@ def error_breakdown(records: list[Record]) -> dict:
     wrong = [r for r in records if not r.correct]
     runner_up = sum(1 for r in wrong if r.alternatives and r.alternatives[0][0] == r.gold)
     accept = [r for r in records if r.accept]
-    missed = [r for r in accept if not any(d in r.accept for d in r.draft_ids[:3])]
-    wrong_type = [r for r in missed if r.correct and r.gold == "bargain" and r.buyer_type != r.gold_buyer_type]
+    missed = [r for r in accept if not r.hit_at_3]
+    wrong_type = [r for r in missed if r.wrong_type]
     by_intent = sum(1 for r in missed if not r.correct)
     return {
         "intent_errors": len(wrong),
@@ -159,7 +183,7 @@ def error_breakdown(records: list[Record]) -> dict:
         "hit_at_3_misses_wrong_buyer_type": len(wrong_type),
         "hit_at_3_misses_ranking": len(missed) - by_intent - len(wrong_type),
         "hit_at_3_given_right_intent": round(
-            sum(1 for r in accept if r.correct and any(d in r.accept for d in r.draft_ids[:3])) / max(1, sum(r.correct for r in accept)), 4
+            sum(1 for r in accept if r.correct and r.hit_at_3) / max(1, sum(r.correct for r in accept)), 4
         ) if accept else None,
     }
 

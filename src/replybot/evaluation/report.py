@@ -76,6 +76,7 @@ FIGURE_NAMES = {
     "buyer_type_accuracy": "买家类型准确率", "accuracy_at_80_coverage": "最有把握的 80%", "hit_at_1": "hit@1",
     "hit_at_3": "hit@3", "mrr": "MRR",
 }
+SCORES_NOT_SHARES = frozenset({"intent_macro_f1", "mrr"})  # shown as 0.963, not 96.3%
 ERROR_KINDS = {"intent": "意图", "buyer_type": "买家类型", "draft": "话术"}
 
 
@@ -90,8 +91,11 @@ def render_changes(changes: dict, console) -> None:
     for col in ("指标", "之前", "现在", "变化"):
         figures.add_column(col, justify="right" if col != "指标" else "left")
     for name, f in changes["figures"].items():
-        fmt = (lambda v: f"{v:.3f}") if name in ("intent_macro_f1", "mrr") else (lambda v: f"{v:.1%}")
-        figures.add_row(FIGURE_NAMES.get(name, name), fmt(f["before"]), fmt(f["after"]), f"{f['change'] * 100:+.1f}" if name not in ("intent_macro_f1", "mrr") else f"{f['change']:+.3f}")
+        if name in SCORES_NOT_SHARES:
+            shown = (f"{f['before']:.3f}", f"{f['after']:.3f}", f"{f['change']:+.3f}")
+        else:
+            shown = (_pct(f["before"]), _pct(f["after"]), f"{f['change'] * 100:+.1f}")
+        figures.add_row(FIGURE_NAMES.get(name, name), *shown)
     console.print(figures)
     for key, label in (("newly_wrong", "新错"), ("newly_right", "改对")):
         rows = changes[key]
@@ -119,22 +123,20 @@ def errors_of(records: list[Record]) -> list[dict]:
     right intent was not among the four replybot listed."""
     out = []
     for r in records:
-        wrong_type = r.gold == "bargain" and r.gold_buyer_type and r.predicted == "bargain" and r.buyer_type != r.gold_buyer_type
-        accept_rank = next((k for k, d in enumerate(r.draft_ids, 1) if d in r.accept), None)
-        draft_miss = bool(r.accept) and (accept_rank is None or accept_rank > 3)
-        if r.correct and not wrong_type and not draft_miss:
+        draft_miss = bool(r.accept) and not r.hit_at_3
+        if r.correct and not r.wrong_type and not draft_miss:
             continue
         d = asdict(r)
         d.pop("baselines", None)
         d["alternatives"] = [{"intent": i, "confidence": c} for i, c in r.alternatives]
         if d["latency_ms"] != d["latency_ms"]:  # not in the timed sample
             d["latency_ms"] = None
-        d["error"] = "intent" if not r.correct else "buyer_type" if wrong_type else "draft"
+        d["error"] = "intent" if not r.correct else "buyer_type" if r.wrong_type else "draft"
         ranking = [(r.predicted, r.confidence), *r.alternatives]
         gold_at = next((k for k, (i, _) in enumerate(ranking, 1) if i == r.gold), None)
         d["gold_rank"] = gold_at
         d["gold_confidence"] = ranking[gold_at - 1][1] if gold_at else None
-        d["accept_rank"] = accept_rank if r.accept else None
+        d["accept_rank"] = r.accept_rank if r.accept else None
         out.append(d)
     return out
 
