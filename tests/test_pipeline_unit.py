@@ -271,3 +271,17 @@ def test_no_draft_head_for_a_single_draft_or_a_many_shop_corpus():
     assert fit_draft_head(vecs, [0, 1, 2, 3], MAX_DRAFT_HEAD_DRAFTS + 1) is None
     head = fit_draft_head(vecs, [0, 0, 1, 1], 2)
     assert head is not None and head.classes == ["0", "1"]
+
+
+def test_demoted_drafts_come_after_all_others_whatever_their_scores():
+    from types import SimpleNamespace
+
+    from replybot.rank import diversify
+
+    drafts = [SimpleNamespace(entry=SimpleNamespace(move=m)) for m in ("a", "b", "c", "d")]
+    corpus = SimpleNamespace(drafts=drafts)
+    scores = {0: 0.95, 1: 0.5, 2: 0.4, 3: 0.9}
+    assert [r.position for r in diversify(corpus, scores, 3)] == [0, 3, 1]
+    ranked = diversify(corpus, scores, 4, demoted=frozenset({0, 3}))
+    assert [r.position for r in ranked] == [1, 2, 0, 3]
+    assert ranked[2].score == 0.95  # the shown score is the draft's own, not the demotion

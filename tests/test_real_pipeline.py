@@ -89,3 +89,16 @@ def test_headline_example(real_suggester):
 def test_odd_messages_give_a_result(real_suggester, message):
     s = real_suggester.suggest(message)
     assert s.intent and len(s.drafts) >= 1
+
+
+def test_no_draft_calls_an_unknown_gap_small_or_large(real_suggester):
+    """Without our price the gap is unknown, so the drafts that make no claim about it come
+    first; given the price (a 4-yuan gap), the small-gap drafts are offered."""
+    message = "75包邮就拍 不行就算了"
+    unknown = real_suggester.suggest(message)
+    variants = [real_suggester.corpus.drafts_by_id()[d.id].entry.variant for d in unknown.drafts]
+    neutral = [d for d in real_suggester.corpus.drafts if d.entry.buyer_type == "ultimatum" and not d.entry.variant]
+    assert variants[: len(neutral)] == [None] * min(len(neutral), len(variants))
+    known = real_suggester.suggest(message, price=79)
+    assert known.bargaining.variant == "small_gap_small_order"
+    assert known.drafts[0].variant == "small_gap_small_order"
