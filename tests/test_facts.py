@@ -14,6 +14,8 @@ from replybot.facts import stated_facts
         (["我165", "体重52kg"], "height_weight"),  # across turns
         (["一米六 一百斤 穿什么码"], "height_weight"),
         (["1米72 140斤"], "height_weight"),
+        (["130斤穿多大"], "weight"),
+        (["我95斤 拿哪个码"], "weight"),
         (["我腰70", "臀围98穿M会不会绷"], "waist_hip"),
         (["平时穿M 这件呢"], "usual_size"),
         (["平时穿37 脚背高 这款选多大"], "usual_size"),
@@ -37,6 +39,8 @@ def test_facts_the_buyer_gave(texts, fact):
     [
         (["我165 穿M会不会短"], "height_weight"),  # height without weight: asking still helps
         (["满159包邮吗"], "height_weight"),
+        (["满159包邮吗"], "weight"),
+        (["我165 穿M会不会短"], "weight"),
         (["130斤穿多大"], "height_weight"),
         (["裤子腰围多少"], "waist_hip"),
         (["平时都在你家买"], "usual_size"),

@@ -37,8 +37,10 @@ def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
     masked = mask(text)
     tokens = {m.group(1) for m in _DATA_TOKEN.finditer(text)}
     found = set()
-    if _HEIGHT.search(text) and _WEIGHT.search(text):
-        found.add("height_weight")
+    if _WEIGHT.search(text):
+        found.add("weight")
+        if _HEIGHT.search(text):
+            found.add("height_weight")
     if _WAIST.search(text) and _HIP.search(text):
         found.add("waist_hip")
     if _USUAL_SIZE.search(text):

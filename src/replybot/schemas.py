@@ -13,7 +13,7 @@ ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 # What a draft may ask the buyer for (`asks_for`) or take as said (`requires`); facts.stated_facts
 # says which the buyer already gave.
 # "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS).
-ASKABLE_FACTS = ("height_weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap")
+ASKABLE_FACTS = ("height_weight", "weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap")
 
 
 class Strict(BaseModel):
