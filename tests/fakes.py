@@ -28,3 +28,15 @@ class FakeEncoder:
             if not norm:
                 out[r, 0] = 1.0
         return out
+
+
+class RecordingEncoder(FakeEncoder):
+    """A FakeEncoder that keeps every text it was asked to encode."""
+
+    def __init__(self):
+        super().__init__()
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return super().encode(texts)

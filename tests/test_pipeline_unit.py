@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 
 from replybot.errors import InputError, MissingPolicyValue
@@ -285,3 +288,62 @@ def test_demoted_drafts_come_after_all_others_whatever_their_scores():
     ranked = diversify(corpus, scores, 4, demoted=frozenset({0, 3}))
     assert [r.position for r in ranked] == [1, 2, 0, 3]
     assert ranked[2].score == 0.95  # the shown score is the draft's own, not the demotion
+
+
+
+def test_an_edit_encodes_only_the_texts_it_changed(mini_settings, mini_root, tmp_path):
+    """The index is trained again after an edit, but the vectors of unchanged texts come from the
+    store: the same bundle as a build from nothing, for a fraction of the encoding."""
+    from fakes import FakeEncoder, RecordingEncoder
+    from test_corpus import edit_yaml
+
+    recording = RecordingEncoder()
+    get_bundle(Suggester(mini_settings, encoder=recording).corpus, recording, mini_settings.cache_dir)
+    assert len(recording.texts) > 100
+    new_example = "我穿39码的鞋子选哪个"
+    edit_yaml(mini_root / "intents" / "size.yml", lambda d: d["examples"].append(new_example))
+    recording.texts.clear()
+    corpus = Suggester(mini_settings, encoder=recording).corpus
+    incremental, built = get_bundle(corpus, recording, mini_settings.cache_dir)
+    assert built and recording.texts == [new_example]
+
+    fresh, _ = get_bundle(corpus, FakeEncoder(), tmp_path / "fresh-cache")
+    a, b = incremental.classifier.intent_head.to_arrays("h"), fresh.classifier.intent_head.to_arrays("h")
+    assert a.keys() == b.keys()
+    for name in a:
+        if a[name].dtype.kind == "U":
+            assert (a[name] == b[name]).all()
+        else:
+            np.testing.assert_allclose(a[name], b[name], atol=1e-5)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_vector_store_is_ignored_and_rewritten(mini_settings, damage):
+    from fakes import RecordingEncoder
+
+    from replybot.vectors import VectorStore
+
+    recording = RecordingEncoder()
+    corpus = Suggester(mini_settings, encoder=recording).corpus
+    get_bundle(corpus, recording, mini_settings.cache_dir)
+    store = VectorStore(mini_settings.cache_dir, recording.model_id, recording.dim)
+    n_texts = len(store.load())
+    data = store.path.read_bytes()
+    store.path.write_bytes(data[:200] if damage == "truncate" else b"\x00not a zip" * 50)
+    assert store.load() == {}
+    shutil.rmtree(mini_settings.cache_dir / "index")
+    recording.texts.clear()
+    get_bundle(corpus, recording, mini_settings.cache_dir)
+    assert len(recording.texts) == n_texts  # everything encoded again, once
+    assert len(store.load()) == n_texts
+
+
+def test_vectors_of_another_model_are_not_used(mini_settings, fake_encoder):
+    from replybot.vectors import VectorStore
+
+    get_bundle(Suggester(mini_settings, encoder=fake_encoder).corpus, fake_encoder, mini_settings.cache_dir)
+    ours = VectorStore(mini_settings.cache_dir, fake_encoder.model_id, fake_encoder.dim)
+    theirs = VectorStore(mini_settings.cache_dir, "another-model", fake_encoder.dim)
+    assert ours.load() and ours.path != theirs.path
+    theirs.path.write_bytes(ours.path.read_bytes())  # even under its name, the file says whose it is
+    assert theirs.load() == {}

@@ -227,18 +227,40 @@ def encode_batches(encoder: Encoder, texts: list[str], batch: int = 64, on_batch
     return np.concatenate(out)
 
 
-def encode_distinct(encoder: Encoder, texts: list[str], report: Progress, share: float) -> dict[str, np.ndarray]:
-    """Each distinct text encoded once; similar lengths batched together (little padding)."""
-    distinct = sorted(set(texts), key=len)
-    vecs = encode_batches(encoder, distinct, on_batch=lambda done, n: report("正在编码例句和话术", done / n * share))
-    return dict(zip(distinct, vecs))
+def encode_distinct(
+    encoder: Encoder, texts: list[str], report: Progress, share: float, known: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Each distinct text encoded once, similar lengths batched together (little padding); texts
+    in `known` (vectors from an earlier build, see vectors.VectorStore) are not encoded again."""
+    known = known or {}
+    distinct = set(texts)
+    missing = sorted(distinct - known.keys(), key=len)
+    new: dict[str, np.ndarray] = {}
+    if missing:
+        vecs = encode_batches(encoder, missing, on_batch=lambda done, n: report("正在编码例句和话术", done / n * share))
+        new = dict(zip(missing, vecs))
+    return {t: new[t] if t in new else known[t] for t in distinct}
 
 
-def train(corpus: Corpus, encoder: Encoder, progress: Progress | None = None) -> Bundle:
+def corpus_vectors(
+    corpus: Corpus, encoder: Encoder, progress: Progress | None = None, known: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """The vector of every text the index is built from (examples, their context turns, draft
+    texts and cues), encoding only those not in `known`."""
+    report = progress or (lambda label, frac: None)
+    _, parts, _, _ = _example_rows(corpus.examples)
+    keys, _ = draft_keys(corpus)  # keys hold every draft's text
+    return encode_distinct(encoder, [t for p in parts for t in p] + keys, report, 0.8, known)
+
+
+def train(
+    corpus: Corpus, encoder: Encoder, progress: Progress | None = None, vectors: dict[str, np.ndarray] | None = None
+) -> Bundle:
     report = progress or (lambda label, frac: None)
     texts, parts, labels, source = _example_rows(corpus.examples)
     keys, owners = draft_keys(corpus)
-    vectors = encode_distinct(encoder, [t for p in parts for t in p] + keys, report, 0.8)  # keys hold every draft's text
+    if vectors is None:
+        vectors = corpus_vectors(corpus, encoder, progress)
     row_vecs = np.stack(
         [vectors[p[0]] if len(p) == 1 else compose_vectors(np.stack([vectors[t] for t in p]), p) for p in parts]
     ).astype(np.float32)
@@ -470,6 +492,12 @@ def get_bundle(corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Pro
     bundle = load_bundle(folder) if folder.exists() else None
     if bundle is not None:
         return bundle, False
-    bundle = train(corpus, encoder, progress)
+    from .vectors import VectorStore
+
+    store = VectorStore(cache_root, encoder.model_id, encoder.dim)
+    earlier = store.load()
+    vectors = corpus_vectors(corpus, encoder, progress, earlier)
+    bundle = train(corpus, encoder, progress, vectors)
     save_bundle(bundle, folder)
+    store.save(vectors, earlier)
     return bundle, True

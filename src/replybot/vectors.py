@@ -1,0 +1,68 @@
+"""Vectors of texts already encoded, kept between index builds.
+
+Editing one draft, cue or example changes the corpus hash, so the index is trained again. Without
+this store all ~8,700 texts would be encoded again (about 40 s on two cores) for the few that
+changed; with it only those are, and an edit costs the training alone (about 10 s). One file per
+encoder model: vectors of another model never mix in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# Texts kept, newest build first: the shipped corpus has ~8,700; room for a few shops' edits
+# (30,000 x 384 floats is 46 MB) without growing for ever.
+MAX_TEXTS = 30_000
+
+
+class VectorStore:
+    """text -> unit vector for one encoder model, in `cache_root/vectors/`."""
+
+    def __init__(self, cache_root: Path, model_id: str, dim: int):
+        digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
+        self.path = Path(cache_root) / "vectors" / f"{digest}.npz"
+        self.model_id = model_id
+        self.dim = dim
+
+    def load(self) -> dict[str, np.ndarray]:
+        """What earlier builds encoded; empty when the file is missing, damaged or of another model."""
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+                vecs = np.asarray(z["vectors"], dtype=np.float32)
+        except Exception:  # missing, truncated or not an npz at all: encode again, as without a store
+            return {}
+        texts = meta.get("texts") if isinstance(meta, dict) else None
+        if (
+            not isinstance(texts, list)
+            or meta.get("model_id") != self.model_id
+            or vecs.shape != (len(texts), self.dim)
+            or not np.isfinite(vecs).all()
+        ):
+            return {}
+        return dict(zip(texts, vecs))
+
+    def save(self, current: dict[str, np.ndarray], earlier: dict[str, np.ndarray]) -> None:
+        """Keep this build's texts and, up to MAX_TEXTS, earlier ones (an undone edit costs
+        nothing). Written to a temporary file and renamed, so a reader never sees half a file."""
+        texts = list(current) + [t for t in earlier if t not in current]
+        texts = texts[:MAX_TEXTS]
+        if not texts:
+            return
+        vecs = np.stack([current[t] if t in current else earlier[t] for t in texts]).astype(np.float32)
+        meta = json.dumps({"model_id": self.model_id, "texts": texts}, ensure_ascii=False).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=np.frombuffer(meta, dtype=np.uint8), vectors=vecs)
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
