@@ -224,9 +224,12 @@ def load_corpus_cached(
     except OSError:
         return load_corpus(intents_dir, scripts_dir, default_shop, user_shop)  # let it report the problem
     cached = cache_root / "corpus" / f"{hasher.hexdigest()[:24]}.pickle"
+    from .cachedirs import KEEP_CORPUS_PICKLES, mark_used, prune_oldest
+
     try:
         corpus = pickle.loads(cached.read_bytes())
         if isinstance(corpus, Corpus):
+            mark_used(cached)
             return corpus
     except Exception:  # missing, truncated or from another version: parse again
         pass
@@ -238,6 +241,7 @@ def load_corpus_cached(
         os.replace(tmp, cached)
     except OSError:
         pass  # a read-only cache only costs speed
+    prune_oldest(cached, KEEP_CORPUS_PICKLES, suffix=".pickle")
     return corpus
 
 

@@ -730,6 +730,9 @@ def prepare_model(cache_root: Path, progress: Progress | None = None) -> Path:
         raise ModelError(f"无法写入模型缓存目录 {final.parent}：{exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    from .cachedirs import prune_oldest
+
+    prune_oldest(final, 1, prefix=MODEL_ID.rsplit("-v", 1)[0])  # earlier formats of this model
     report(_LABEL_DONE, 1.0)
     return final
 

@@ -488,9 +488,12 @@ def load_bundle(folder: Path) -> Bundle | None:
 
 def get_bundle(corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Progress | None = None) -> tuple[Bundle, bool]:
     """Load the cached bundle for this model and corpus, or build and cache it. Returns (bundle, built)."""
+    from .cachedirs import KEEP_INDEXES, mark_used, prune_oldest
+
     folder = cache_root / "index" / cache_key(encoder.model_id, corpus)
     bundle = load_bundle(folder) if folder.exists() else None
     if bundle is not None:
+        mark_used(folder)
         return bundle, False
     from .vectors import VectorStore
 
@@ -500,4 +503,5 @@ def get_bundle(corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Pro
     bundle = train(corpus, encoder, progress, vectors)
     save_bundle(bundle, folder)
     store.save(vectors, earlier)
+    prune_oldest(folder, KEEP_INDEXES)
     return bundle, True
