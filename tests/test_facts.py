@@ -111,3 +111,12 @@ def test_suggest_recommends_from_details_only_when_given(real_suggester):
     asked = [d.id for d in real_suggester.suggest("我穿什么码", k=10).drafts]
     assert told[0] == "size-recommend-from-details"
     assert "size-recommend-from-details" not in asked
+
+
+def test_agent_replied_only_once_an_agent_turn_is_in_the_dialogue():
+    from replybot.facts import dialogue_facts
+    from replybot.schemas import Turn
+
+    assert "agent_replied" not in dialogue_facts("还在吗", [Turn(role="buyer", text="这件有M码吗")])
+    facts = dialogue_facts("还在吗", [Turn(role="buyer", text="我165 50kg"), Turn(role="agent", text="亲，我帮您查一下")])
+    assert {"agent_replied", "height_weight"} <= facts

@@ -102,3 +102,13 @@ def test_no_draft_calls_an_unknown_gap_small_or_large(real_suggester):
     known = real_suggester.suggest(message, price=79)
     assert known.bargaining.variant == "small_gap_small_order"
     assert known.drafts[0].variant == "small_gap_small_order"
+
+
+def test_a_still_there_ping_mid_dialogue_gets_a_still_here_draft(real_suggester):
+    """还在吗 after the agent said it was checking is not a first contact; as an opener it is."""
+    context = [Turn(role="buyer", text="我的快递三天没动了"), Turn(role="agent", text="亲，我帮您查一下物流")]
+    mid = real_suggester.suggest("还在吗", context)
+    opener = real_suggester.suggest("还在吗")
+    assert mid.intent == opener.intent == "greeting"
+    assert "greeting-still-here" in [d.id for d in mid.drafts]
+    assert "greeting-still-here" not in [d.id for d in opener.drafts]

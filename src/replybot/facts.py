@@ -11,7 +11,10 @@ draft is offered as before.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from .schemas import Turn
 
 from .privacy import ADDRESS, LANDLINE, ORDER, PHONE, mask
 
@@ -28,6 +31,14 @@ _DATA_TOKEN = re.compile(r"\[(订单|单号|快递单|运单|地址|手机|电�
 _PHOTO = re.compile(r"\[图片\]|(?:图|照片|截图|视频)(?:片)?(?:已经|都)?(?:发|传)(?:给)?(?:你|您)?了|拍(?:了|好了)(?:照片?)?发(?:给)?(?:你|您)|发(?:你|您)看")
 _LINK = re.compile(r"https?://|\[链接|\[商品|item\.(?:taobao|jd)|tb\.cn|3\.cn")
 _INVOICE = re.compile(r"(?<!什么)(?<!要)(?:税号|纳税人识别号)(?!是什么|是啥|在哪|怎么)|有限公司|抬头\s*(?:是|为|写|[:：])\s*(?!什么|啥|哪|怎)\S")
+
+
+def dialogue_facts(message: str, context: Sequence[Turn]) -> frozenset[str]:
+    """What the buyer has told us so far (stated_facts), and "agent_replied" once an agent turn
+    is in the dialogue: a draft for a buyer who checks we are still there mid-conversation
+    (`requires: [agent_replied]`) makes no sense as a first reply."""
+    facts = stated_facts([message, *(t.text for t in context if t.role == "buyer")])
+    return facts | {"agent_replied"} if any(t.role == "agent" for t in context) else facts
 
 
 def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:

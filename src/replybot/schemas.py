@@ -12,8 +12,12 @@ from .taxonomy import BUYER_TYPES, INTENTS, VARIANTS
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 # What a draft may ask the buyer for (`asks_for`) or take as said (`requires`); facts.stated_facts
 # says which the buyer already gave.
-# "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS).
-ASKABLE_FACTS = ("height_weight", "weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap")
+# "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS);
+# "agent_replied" says the agent has replied earlier in the dialogue (facts.dialogue_facts).
+ASKABLE_FACTS = (
+    "height_weight", "weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap",
+    "agent_replied",
+)
 
 
 class Strict(BaseModel):

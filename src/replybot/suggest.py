@@ -13,7 +13,7 @@ from .classify import Classification, TurnFeatures, refused_after_each_buyer_tur
 from .config import Settings
 from .corpus import Corpus, load_corpus_cached
 from .errors import InputError
-from .facts import stated_facts
+from .facts import dialogue_facts
 from .index import NEIGHBOURS, Bundle, Encoder, compose_vectors, context_tail, encode_batches, get_bundle, joined_text
 from .bargain import BargainAdvice, advise
 from .policy import DIALOGUE_PLACEHOLDERS, fill, intent_notes, money, notes_out, shop_values
@@ -225,7 +225,7 @@ class Suggester:
             advice = None
             if result.intent == BARGAIN:
                 advice = advise(self.corpus.shop, result.buyer_type, message, context, result.earlier_bargaining, price, qty, order_total)
-            stated = stated_facts([message, *(t.text for t in context if t.role == "buyer")])
+            stated = dialogue_facts(message, context)
             out.append(self.render_suggestion(message, result, query_vec, k, advice, stated))
         return out
 
@@ -238,7 +238,7 @@ class Suggester:
         advice: BargainAdvice | None = None,
         stated: frozenset[str] = frozenset(),
     ) -> Suggestion:
-        """`stated`: what the buyer has already told us (facts.stated_facts), not asked again."""
+        """`stated`: what the dialogue has already settled (facts.dialogue_facts), not asked again."""
         corpus, shop = self.corpus, self.corpus.shop
         values = self.values | (dialogue_values(advice) if advice else {})
         ranked = rank_drafts(
