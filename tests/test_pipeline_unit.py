@@ -347,3 +347,14 @@ def test_vectors_of_another_model_are_not_used(mini_settings, fake_encoder):
     assert ours.load() and ours.path != theirs.path
     theirs.path.write_bytes(ours.path.read_bytes())  # even under its name, the file says whose it is
     assert theirs.load() == {}
+
+
+def test_a_vector_store_that_cannot_be_written_costs_nothing_but_speed(tmp_path, fake_encoder):
+    from replybot.vectors import VectorStore
+
+    blocked = tmp_path / "cache"
+    blocked.mkdir()
+    (blocked / "vectors").write_text("a file where the folder should be")
+    store = VectorStore(blocked, fake_encoder.model_id, fake_encoder.dim)
+    store.save({"在吗": np.ones(fake_encoder.dim, dtype=np.float32)}, {})
+    assert store.load() == {}

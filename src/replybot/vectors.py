@@ -57,12 +57,17 @@ class VectorStore:
             return
         vecs = np.stack([current[t] if t in current else earlier[t] for t in texts]).astype(np.float32)
         meta = json.dumps({"model_id": self.model_id, "texts": texts}, ensure_ascii=False).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.path.parent)
+        except OSError:
+            return  # a cache we cannot write only costs the next edit its speed
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, meta=np.frombuffer(meta, dtype=np.uint8), vectors=vecs)
             os.replace(tmp, self.path)
+        except OSError:
+            pass  # a full disk likewise
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
