@@ -36,6 +36,7 @@ def mini_settings(mini_root, tmp_path):
         scripts_dir=mini_root / "scripts_corpus",
         default_shop=mini_root / "shops" / "default.yml",
         cache_dir=tmp_path / "cache",
+        prebuilt_vectors=None,  # the shipped file holds the real model's vectors, not the fake's
     )
 
 

@@ -358,3 +358,27 @@ def test_a_vector_store_that_cannot_be_written_costs_nothing_but_speed(tmp_path,
     store = VectorStore(blocked, fake_encoder.model_id, fake_encoder.dim)
     store.save({"在吗": np.ones(fake_encoder.dim, dtype=np.float32)}, {})
     assert store.load() == {}
+
+
+def test_prebuilt_vectors_spare_a_fresh_install_the_encoding(mini_settings, tmp_path):
+    """A file of the shipped corpus's vectors: a new cache encodes nothing it holds, and a file
+    written for another model is not used."""
+    from fakes import RecordingEncoder
+
+    from replybot.vectors import VectorStore
+
+    recording = RecordingEncoder()
+    corpus = Suggester(mini_settings, encoder=recording).corpus
+    get_bundle(corpus, recording, mini_settings.cache_dir)
+    prebuilt = tmp_path / "prebuilt" / "vectors.npz"
+    prebuilt.parent.mkdir()
+    shutil.copy(VectorStore(mini_settings.cache_dir, recording.model_id, recording.dim).path, prebuilt)
+
+    recording.texts.clear()
+    _, built = get_bundle(corpus, recording, tmp_path / "new-cache", prebuilt=prebuilt)
+    assert built and recording.texts == []
+
+    other = RecordingEncoder()
+    other.model_id = "another-model"
+    get_bundle(corpus, other, tmp_path / "third-cache", prebuilt=prebuilt)
+    assert len(other.texts) > 100

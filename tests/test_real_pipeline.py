@@ -112,3 +112,23 @@ def test_a_still_there_ping_mid_dialogue_gets_a_still_here_draft(real_suggester)
     assert mid.intent == opener.intent == "greeting"
     assert "greeting-still-here" in [d.id for d in mid.drafts]
     assert "greeting-still-here" not in [d.id for d in opener.drafts]
+
+
+def test_the_shipped_prebuilt_vectors_are_this_models_and_current(real_suggester):
+    """prebuilt/vectors.npz (replybot prepare --write-prebuilt) must hold the vectors the encoder
+    gives today, for most of today's corpus; regenerate it when this fails."""
+    import numpy as np
+
+    from replybot.config import prebuilt_vectors
+    from replybot.index import corpus_texts
+    from replybot.vectors import VectorStore
+
+    encoder = real_suggester.encoder
+    shipped = VectorStore(None, encoder.model_id, encoder.dim, path=prebuilt_vectors()).load()
+    texts = set(corpus_texts(real_suggester.corpus))
+    covered = len(texts & shipped.keys()) / len(texts)
+    assert covered >= 0.9, f"prebuilt/vectors.npz covers {covered:.0%} of the corpus"
+    sample = sorted(texts & shipped.keys())[::max(1, len(texts) // 40)]
+    fresh = encoder.encode(sample)
+    cosines = np.einsum("ij,ij->i", fresh, np.stack([shipped[t] for t in sample]))
+    assert cosines.min() >= 0.9999

@@ -131,7 +131,11 @@ def validate_cli(
 
 @app.command("prepare")
 @handle_errors
-def prepare_cli() -> None:
+def prepare_cli(
+    write_prebuilt: bool = typer.Option(
+        False, "--write-prebuilt", help="维护者用：把语料的向量写进 prebuilt/vectors.npz，让新安装的首次运行免去编码"
+    ),
+) -> None:
     """提前准备模型和索引（首次运行会自动进行）。"""
     from .suggest import Suggester
 
@@ -139,6 +143,9 @@ def prepare_cli() -> None:
     bundle = suggester.bundle
     state = "已重建" if suggester.index_built else "已是最新"
     typer.echo(f"模型和索引{state}：{bundle.stats['n_examples']} 条例句，{bundle.stats['n_drafts']} 条话术")
+    if write_prebuilt:
+        path = suggester.write_prebuilt_vectors()
+        typer.echo(f"已写入语料向量：{path}")
     layers = getattr(suggester.encoder, "describe_layers", None)
     if layers is not None:
         typer.echo(layers())

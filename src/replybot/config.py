@@ -24,6 +24,15 @@ def data_root() -> Path:
     return PACKAGE_DIR.parent.parent
 
 
+def prebuilt_vectors() -> Path | None:
+    """The shipped corpus's vectors (vectors.PREBUILT); REPLYBOT_PREBUILT_VECTORS names another
+    file, or none when empty (the benchmark's first run from nothing)."""
+    env = os.environ.get("REPLYBOT_PREBUILT_VECTORS")
+    if env is not None:
+        return Path(env) if env else None
+    return data_root() / "prebuilt" / "vectors.npz"
+
+
 def cache_dir() -> Path:
     """Model folder and index caches: REPLYBOT_CACHE_DIR, else the user cache directory."""
     env = os.environ.get("REPLYBOT_CACHE_DIR")
@@ -51,5 +60,6 @@ class Settings:
     intents_dir: Path = field(default_factory=lambda: data_root() / "intents")
     scripts_dir: Path = field(default_factory=lambda: data_root() / "scripts_corpus")
     default_shop: Path = field(default_factory=lambda: data_root() / "shops" / "default.yml")
+    prebuilt_vectors: Path | None = field(default_factory=lambda: prebuilt_vectors())
     cache_dir: Path = field(default_factory=cache_dir)
     top_k: int = 3

@@ -242,15 +242,19 @@ def encode_distinct(
     return {t: new[t] if t in new else known[t] for t in distinct}
 
 
+def corpus_texts(corpus: Corpus) -> list[str]:
+    """Every text the index is built from: examples, their context turns, draft texts and cues."""
+    _, parts, _, _ = _example_rows(corpus.examples)
+    keys, _ = draft_keys(corpus)  # keys hold every draft's text
+    return [t for p in parts for t in p] + keys
+
+
 def corpus_vectors(
     corpus: Corpus, encoder: Encoder, progress: Progress | None = None, known: dict[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
-    """The vector of every text the index is built from (examples, their context turns, draft
-    texts and cues), encoding only those not in `known`."""
+    """The vector of every corpus text, encoding only those not in `known`."""
     report = progress or (lambda label, frac: None)
-    _, parts, _, _ = _example_rows(corpus.examples)
-    keys, _ = draft_keys(corpus)  # keys hold every draft's text
-    return encode_distinct(encoder, [t for p in parts for t in p] + keys, report, 0.8, known)
+    return encode_distinct(encoder, corpus_texts(corpus), report, 0.8, known)
 
 
 def train(
@@ -486,8 +490,11 @@ def load_bundle(folder: Path) -> Bundle | None:
         raise
 
 
-def get_bundle(corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Progress | None = None) -> tuple[Bundle, bool]:
-    """Load the cached bundle for this model and corpus, or build and cache it. Returns (bundle, built)."""
+def get_bundle(
+    corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Progress | None = None, prebuilt: Path | None = None
+) -> tuple[Bundle, bool]:
+    """Load the cached bundle for this model and corpus, or build and cache it, encoding only the
+    texts neither the cache's vector store nor the `prebuilt` file holds. Returns (bundle, built)."""
     from .cachedirs import KEEP_INDEXES, mark_used, prune_oldest
 
     folder = cache_root / "index" / cache_key(encoder.model_id, corpus)
@@ -499,7 +506,8 @@ def get_bundle(corpus: Corpus, encoder: Encoder, cache_root: Path, progress: Pro
 
     store = VectorStore(cache_root, encoder.model_id, encoder.dim)
     earlier = store.load()
-    vectors = corpus_vectors(corpus, encoder, progress, earlier)
+    shipped = VectorStore(None, encoder.model_id, encoder.dim, path=prebuilt).load() if prebuilt else {}
+    vectors = corpus_vectors(corpus, encoder, progress, shipped | earlier)
     bundle = train(corpus, encoder, progress, vectors)
     save_bundle(bundle, folder)
     store.save(vectors, earlier)

@@ -123,8 +123,30 @@ class Suggester:
     @property
     def bundle(self) -> Bundle:
         if self._bundle is None:
-            self._bundle, self.index_built = get_bundle(self.corpus, self.encoder, self.settings.cache_dir, self._progress)
+            self._bundle, self.index_built = get_bundle(
+                self.corpus, self.encoder, self.settings.cache_dir, self._progress, self.settings.prebuilt_vectors
+            )
         return self._bundle
+
+    def write_prebuilt_vectors(self) -> Path:
+        """Write the vectors of every corpus text to the prebuilt file shipped beside intents/
+        (vectors.PREBUILT), from the cache's store, encoding only what it lacks."""
+        from .index import corpus_vectors
+        from .vectors import VectorStore
+
+        target = self.settings.prebuilt_vectors
+        if target is None:
+            raise InputError("REPLYBOT_PREBUILT_VECTORS 为空：没有可写的预建向量文件")
+        encoder = self.encoder
+        known = VectorStore(self.settings.cache_dir, encoder.model_id, encoder.dim).load()
+        vectors = corpus_vectors(self.corpus, encoder, self._progress, known)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"无法创建 {target.parent}：{exc.strerror or exc}") from None
+        if not VectorStore(None, encoder.model_id, encoder.dim, path=target).save(dict(sorted(vectors.items())), {}):
+            raise InputError(f"无法写入 {target}")
+        return target
 
     def remember(self, texts: Sequence[str]) -> None:
         """Encode texts that will be earlier turns of the next query now, while nobody waits:

@@ -19,14 +19,23 @@ import numpy as np
 # Texts kept, newest build first: the shipped corpus has ~8,700; room for a few shops' edits
 # (30,000 x 384 floats is 46 MB) without growing for ever.
 MAX_TEXTS = 30_000
+# The shipped corpus's vectors, beside intents/ (`replybot prepare --write-prebuilt` writes it):
+# a fresh install then encodes only the texts a shop changed, and its first run takes the model
+# preparation and the training, ~17 s instead of ~60 s. A file of another model, or older than
+# the corpus, costs nothing: its vectors are not used, or only those of unchanged texts.
+PREBUILT = Path("prebuilt") / "vectors.npz"
 
 
 class VectorStore:
-    """text -> unit vector for one encoder model, in `cache_root/vectors/`."""
+    """text -> unit vector for one encoder model, in `cache_root/vectors/` (or at `path`: the
+    prebuilt vectors of the shipped corpus, see PREBUILT)."""
 
-    def __init__(self, cache_root: Path, model_id: str, dim: int):
-        digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
-        self.path = Path(cache_root) / "vectors" / f"{digest}.npz"
+    def __init__(self, cache_root: Path | None, model_id: str, dim: int, path: Path | None = None):
+        if path is None:
+            if cache_root is None:
+                raise ValueError("VectorStore needs a cache folder or a path")
+            path = Path(cache_root) / "vectors" / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.npz"
+        self.path = Path(path)
         self.model_id = model_id
         self.dim = dim
 
@@ -48,26 +57,28 @@ class VectorStore:
             return {}
         return dict(zip(texts, vecs))
 
-    def save(self, current: dict[str, np.ndarray], earlier: dict[str, np.ndarray]) -> None:
+    def save(self, current: dict[str, np.ndarray], earlier: dict[str, np.ndarray]) -> bool:
         """Keep this build's texts and, up to MAX_TEXTS, earlier ones (an undone edit costs
-        nothing). Written to a temporary file and renamed, so a reader never sees half a file."""
+        nothing). Written to a temporary file and renamed, so a reader never sees half a file.
+        Returns whether it was written."""
         texts = list(current) + [t for t in earlier if t not in current]
         texts = texts[:MAX_TEXTS]
         if not texts:
-            return
+            return False
         vecs = np.stack([current[t] if t in current else earlier[t] for t in texts]).astype(np.float32)
         meta = json.dumps({"model_id": self.model_id, "texts": texts}, ensure_ascii=False).encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.path.parent)
         except OSError:
-            return  # a cache we cannot write only costs the next edit its speed
+            return False  # a cache we cannot write only costs the next edit its speed
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, meta=np.frombuffer(meta, dtype=np.uint8), vectors=vecs)
             os.replace(tmp, self.path)
         except OSError:
-            pass  # a full disk likewise
+            return False  # a full disk likewise
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        return True
