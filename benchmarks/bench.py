@@ -52,7 +52,7 @@ def bench_cold(n: int) -> dict:
 
 def bench_first_run() -> dict:
     """A fresh install's first run as shipped (the corpus's vectors come with it, see
-    vectors.PREBUILT), and from nothing: every corpus text encoded, as after a wholesale edit."""
+    config.PREBUILT_VECTORS), and from nothing: every corpus text encoded, as after a wholesale edit."""
     out = {}
     for key, prebuilt in (("first_run_s", None), ("first_run_from_nothing_s", "")):
         with tempfile.TemporaryDirectory() as tmp:

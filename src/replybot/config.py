@@ -24,13 +24,21 @@ def data_root() -> Path:
     return PACKAGE_DIR.parent.parent
 
 
+# The shipped corpus's vectors, beside intents/ (`replybot prepare --write-prebuilt` writes it):
+# a fresh install then encodes only the texts a shop changed, and its first run takes the model
+# preparation and the training, ~15 s instead of ~60 s. A file of another model, or older than
+# the corpus, costs nothing: its vectors are not used, or only those of unchanged texts.
+PREBUILT_VECTORS = Path("prebuilt") / "vectors.npz"
+
+
 def prebuilt_vectors() -> Path | None:
-    """The shipped corpus's vectors (vectors.PREBUILT); REPLYBOT_PREBUILT_VECTORS names another
-    file, or none when empty (the benchmark's first run from nothing)."""
+    """The shipped corpus's vectors (PREBUILT_VECTORS under the data root);
+    REPLYBOT_PREBUILT_VECTORS names another file, or none when empty (the benchmark's first run
+    from nothing)."""
     env = os.environ.get("REPLYBOT_PREBUILT_VECTORS")
     if env is not None:
         return Path(env) if env else None
-    return data_root() / "prebuilt" / "vectors.npz"
+    return data_root() / PREBUILT_VECTORS
 
 
 def cache_dir() -> Path:

@@ -130,7 +130,7 @@ class Suggester:
 
     def write_prebuilt_vectors(self) -> Path:
         """Write the vectors of every corpus text to the prebuilt file shipped beside intents/
-        (vectors.PREBUILT), from the cache's store, encoding only what it lacks."""
+        (config.PREBUILT_VECTORS), from the cache's store, encoding only what it lacks."""
         from .index import corpus_vectors
         from .vectors import VectorStore
 

@@ -19,16 +19,11 @@ import numpy as np
 # Texts kept, newest build first: the shipped corpus has ~8,700; room for a few shops' edits
 # (30,000 x 384 floats is 46 MB) without growing for ever.
 MAX_TEXTS = 30_000
-# The shipped corpus's vectors, beside intents/ (`replybot prepare --write-prebuilt` writes it):
-# a fresh install then encodes only the texts a shop changed, and its first run takes the model
-# preparation and the training, ~17 s instead of ~60 s. A file of another model, or older than
-# the corpus, costs nothing: its vectors are not used, or only those of unchanged texts.
-PREBUILT = Path("prebuilt") / "vectors.npz"
 
 
 class VectorStore:
     """text -> unit vector for one encoder model, in `cache_root/vectors/` (or at `path`: the
-    prebuilt vectors of the shipped corpus, see PREBUILT)."""
+    prebuilt vectors of the shipped corpus, see config.PREBUILT_VECTORS)."""
 
     def __init__(self, cache_root: Path | None, model_id: str, dim: int, path: Path | None = None):
         if path is None:
