@@ -86,6 +86,12 @@ def test_report_folder_holds_the_four_files(mini_settings, fake_encoder, small_s
     assert (folder / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (folder / "report.md").read_text(encoding="utf-8")
     assert md == markdown(summary) and "## Baselines" in md and "95% interval" in md
+    cut = summary["threshold_at_80_coverage"]
+    assert summary["confident_errors"] == [e for e in summary["confident_errors"] if e["confidence"] >= cut]
+    assert len(summary["confident_errors"]) == sum(not r.top_correct and r.confidence >= cut for r in records)
+    assert ("Wrong among the most confident 80%" in md) == bool(summary["confident_errors"])
+    summary["confident_errors"] = [{"turn": "a#0", "text": "什么|时候\n发货", "gold": "shipping", "also": [], "predicted": "payment", "confidence": 0.9}]
+    assert "| a#0 | 什么｜时候 发货 | shipping | payment | 0.9 |" in markdown(summary)
 
 
 def test_errors_list_every_wrong_turn_with_what_was_said(mini_settings, fake_encoder, small_set, tmp_path):

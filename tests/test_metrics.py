@@ -96,3 +96,14 @@ def test_error_breakdown_splits_the_hit_at_3_misses_by_cause():
     assert (b["intent_errors"], b["intent_errors_gold_second"]) == (1, 1)
     assert (b["hit_at_3_misses"], b["hit_at_3_misses_wrong_intent"], b["hit_at_3_misses_wrong_buyer_type"], b["hit_at_3_misses_ranking"]) == (3, 1, 1, 1)
     assert b["hit_at_3_given_right_intent"] == round(1 / 3, 4)
+
+
+def test_confident_errors_are_the_wrong_turns_at_or_above_the_cut():
+    from replybot.evaluation.metrics import confident_errors
+
+    rows = [record("shipping", "size"), record("returns", "bargain"), record("size", "size"), record("other", "payment")]
+    for r, c in zip(rows, (0.9, 0.5, 0.95, 0.3)):
+        r.confidence = c
+    listed = confident_errors(rows, 0.5)
+    assert [(e["gold"], e["predicted"], e["confidence"]) for e in listed] == [("shipping", "size", 0.9), ("returns", "bargain", 0.5)]
+    assert confident_errors(rows, None) == []

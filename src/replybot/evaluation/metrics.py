@@ -138,6 +138,19 @@ def abstention_metrics(records: list[Record]) -> dict:
     }
 
 
+def confident_errors(records: list[Record], cut: float | None) -> list[dict]:
+    """The wrong turns among the most confident (confidence >= the 80%-coverage cut), most
+    confident first: they alone keep accuracy at 80% coverage below 100%."""
+    if cut is None:
+        return []
+    wrong = sorted((r for r in records if not r.top_correct and r.confidence >= cut), key=lambda r: -r.confidence)
+    return [
+        {"turn": f"{r.dialogue_id}#{r.index}", "text": r.text, "gold": r.gold, "also": list(r.also),
+         "predicted": r.top_intent, "confidence": round(r.confidence, 4)}
+        for r in wrong
+    ]
+
+
 def accuracy_at_coverage(conf: np.ndarray, ok: np.ndarray, coverage: float) -> tuple[float | None, float | None]:
     """Accuracy on the most confident `coverage` share of turns, and the confidence cut that keeps
     them (turns tied at the cut are kept, so the share can only be larger). Exact, where the

@@ -238,6 +238,15 @@ def markdown(summary: dict) -> str:
                 f"wrong buyer type {breakdown['hit_at_3_misses_wrong_buyer_type']}, ranking {breakdown['hit_at_3_misses_ranking']}); "
                 f"hit@3 where the intent is right: {breakdown['hit_at_3_given_right_intent']}"
             )
+    confident = summary.get("confident_errors")
+    if confident:
+        lines += ["", f"Wrong among the most confident 80% (confidence ≥ {summary['threshold_at_80_coverage']}): "
+                  f"{len(confident)}. These alone keep accuracy at 80% coverage below 100%.", "",
+                  "| turn | text | gold | predicted | confidence |", "| --- | --- | --- | --- | --- |"]
+        for e in confident:
+            gold = "/".join([e["gold"], *e["also"]])
+            text = _cell(e["text"])
+            lines.append(f"| {e['turn']} | {text} | {gold} | {e['predicted']} | {e['confidence']} |")
     changes = summary.get("changes")
     if changes:
         lines += ["", "## Against the earlier report" + ("" if changes["same_files"] else " (different files!)"), "",
@@ -252,6 +261,12 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {c['threshold']} | {c['coverage']} | {c['accuracy']} |")
     lines += ["", "![confusion matrix](confusion.png)", ""]
     return "\n".join(lines)
+
+
+def _cell(text: str, width: int = 40) -> str:
+    """A message shortened to one markdown table cell."""
+    one_line = " ".join(text.split()).replace("|", "｜")
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
 def write_report(folder: Path, summary: dict, records: list[Record]) -> None:

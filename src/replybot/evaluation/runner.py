@@ -105,6 +105,7 @@ def summarize(records: list[Record], wall_s: float, with_baselines: bool) -> dic
     summary = metrics.intent_metrics(golds, alsos, preds, min_support=5)
     summary |= metrics.buyer_type_metrics(records)
     summary |= metrics.abstention_metrics(records)
+    summary["confident_errors"] = metrics.confident_errors(records, summary["threshold_at_80_coverage"])
     summary |= metrics.draft_metrics(records)
     summary["error_breakdown"] = metrics.error_breakdown(records)
     summary |= metrics.speed_metrics([r.latency_ms for r in records], wall_s)
