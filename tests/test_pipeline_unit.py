@@ -326,7 +326,7 @@ def test_a_damaged_vector_store_is_ignored_and_rewritten(mini_settings, damage):
     recording = RecordingEncoder()
     corpus = Suggester(mini_settings, encoder=recording).corpus
     get_bundle(corpus, recording, mini_settings.cache_dir)
-    store = VectorStore(mini_settings.cache_dir, recording.model_id, recording.dim)
+    store = VectorStore.in_cache(mini_settings.cache_dir, recording.model_id, recording.dim)
     n_texts = len(store.load())
     data = store.path.read_bytes()
     store.path.write_bytes(data[:200] if damage == "truncate" else b"\x00not a zip" * 50)
@@ -342,8 +342,8 @@ def test_vectors_of_another_model_are_not_used(mini_settings, fake_encoder):
     from replybot.vectors import VectorStore
 
     get_bundle(Suggester(mini_settings, encoder=fake_encoder).corpus, fake_encoder, mini_settings.cache_dir)
-    ours = VectorStore(mini_settings.cache_dir, fake_encoder.model_id, fake_encoder.dim)
-    theirs = VectorStore(mini_settings.cache_dir, "another-model", fake_encoder.dim)
+    ours = VectorStore.in_cache(mini_settings.cache_dir, fake_encoder.model_id, fake_encoder.dim)
+    theirs = VectorStore.in_cache(mini_settings.cache_dir, "another-model", fake_encoder.dim)
     assert ours.load() and ours.path != theirs.path
     theirs.path.write_bytes(ours.path.read_bytes())  # even under its name, the file says whose it is
     assert theirs.load() == {}
@@ -355,7 +355,7 @@ def test_a_vector_store_that_cannot_be_written_costs_nothing_but_speed(tmp_path,
     blocked = tmp_path / "cache"
     blocked.mkdir()
     (blocked / "vectors").write_text("a file where the folder should be")
-    store = VectorStore(blocked, fake_encoder.model_id, fake_encoder.dim)
+    store = VectorStore.in_cache(blocked, fake_encoder.model_id, fake_encoder.dim)
     store.save({"在吗": np.ones(fake_encoder.dim, dtype=np.float32)}, {})
     assert store.load() == {}
 
@@ -372,7 +372,7 @@ def test_prebuilt_vectors_spare_a_fresh_install_the_encoding(mini_settings, tmp_
     get_bundle(corpus, recording, mini_settings.cache_dir)
     prebuilt = tmp_path / "prebuilt" / "vectors.npz"
     prebuilt.parent.mkdir()
-    shutil.copy(VectorStore(mini_settings.cache_dir, recording.model_id, recording.dim).path, prebuilt)
+    shutil.copy(VectorStore.in_cache(mini_settings.cache_dir, recording.model_id, recording.dim).path, prebuilt)
 
     recording.texts.clear()
     _, built = get_bundle(corpus, recording, tmp_path / "new-cache", prebuilt=prebuilt)

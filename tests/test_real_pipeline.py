@@ -124,7 +124,7 @@ def test_the_shipped_prebuilt_vectors_are_this_models_and_current(real_suggester
     from replybot.vectors import VectorStore
 
     encoder = real_suggester.encoder
-    shipped = VectorStore(None, encoder.model_id, encoder.dim, path=prebuilt_vectors()).load()
+    shipped = VectorStore(prebuilt_vectors(), encoder.model_id, encoder.dim).load()
     texts = set(corpus_texts(real_suggester.corpus))
     covered = len(texts & shipped.keys()) / len(texts)
     assert covered >= 0.9, f"prebuilt/vectors.npz covers {covered:.0%} of the corpus"

@@ -42,8 +42,8 @@ def dialogue_facts(message: str, context: Sequence[Turn]) -> frozenset[str]:
 
 
 def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
-    """Facts (schemas.ASKABLE_FACTS, all but "gap", which the bargaining reader knows) that the
-    buyer's messages already give."""
+    """Facts (schemas.ASKABLE_FACTS, all but "gap", which the bargaining reader knows, and
+    "agent_replied", see dialogue_facts) that the buyer's messages already give."""
     text = "\n".join(buyer_texts)
     masked = mask(text)
     tokens = {m.group(1) for m in _DATA_TOKEN.finditer(text)}

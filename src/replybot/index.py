@@ -502,14 +502,12 @@ def get_bundle(
     if bundle is not None:
         mark_used(folder)
         return bundle, False
-    from .vectors import VectorStore
+    from .vectors import known_vectors
 
-    store = VectorStore(cache_root, encoder.model_id, encoder.dim)
-    earlier = store.load()
-    shipped = VectorStore(None, encoder.model_id, encoder.dim, path=prebuilt).load() if prebuilt else {}
+    store, earlier, shipped = known_vectors(cache_root, prebuilt, encoder.model_id, encoder.dim)
     vectors = corpus_vectors(corpus, encoder, progress, shipped | earlier)
     bundle = train(corpus, encoder, progress, vectors)
     save_bundle(bundle, folder)
-    store.save(vectors, earlier)
+    store.save({t: v for t, v in vectors.items() if t not in shipped}, earlier)  # the shipped file keeps its own
     prune_oldest(folder, KEEP_INDEXES)
     return bundle, True

@@ -130,21 +130,21 @@ class Suggester:
 
     def write_prebuilt_vectors(self) -> Path:
         """Write the vectors of every corpus text to the prebuilt file shipped beside intents/
-        (config.PREBUILT_VECTORS), from the cache's store, encoding only what it lacks."""
+        (config.PREBUILT_VECTORS), from that file and the cache's store, encoding only what both lack."""
         from .index import corpus_vectors
-        from .vectors import VectorStore
+        from .vectors import VectorStore, known_vectors
 
         target = self.settings.prebuilt_vectors
         if target is None:
             raise InputError("REPLYBOT_PREBUILT_VECTORS 为空：没有可写的预建向量文件")
         encoder = self.encoder
-        known = VectorStore(self.settings.cache_dir, encoder.model_id, encoder.dim).load()
-        vectors = corpus_vectors(self.corpus, encoder, self._progress, known)
+        _, cached, shipped = known_vectors(self.settings.cache_dir, target, encoder.model_id, encoder.dim)
+        vectors = corpus_vectors(self.corpus, encoder, self._progress, shipped | cached)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"无法创建 {target.parent}：{exc.strerror or exc}") from None
-        if not VectorStore(None, encoder.model_id, encoder.dim, path=target).save(dict(sorted(vectors.items())), {}):
+        if not VectorStore(target, encoder.model_id, encoder.dim).save(dict(sorted(vectors.items())), {}):
             raise InputError(f"无法写入 {target}")
         return target
 

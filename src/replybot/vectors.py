@@ -22,17 +22,18 @@ MAX_TEXTS = 30_000
 
 
 class VectorStore:
-    """text -> unit vector for one encoder model, in `cache_root/vectors/` (or at `path`: the
-    prebuilt vectors of the shipped corpus, see config.PREBUILT_VECTORS)."""
+    """text -> unit vector for one encoder model, in one file: the cache's (in_cache) or the
+    prebuilt vectors of the shipped corpus (config.PREBUILT_VECTORS)."""
 
-    def __init__(self, cache_root: Path | None, model_id: str, dim: int, path: Path | None = None):
-        if path is None:
-            if cache_root is None:
-                raise ValueError("VectorStore needs a cache folder or a path")
-            path = Path(cache_root) / "vectors" / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.npz"
+    def __init__(self, path: Path, model_id: str, dim: int):
         self.path = Path(path)
         self.model_id = model_id
         self.dim = dim
+
+    @classmethod
+    def in_cache(cls, cache_root: Path, model_id: str, dim: int) -> VectorStore:
+        digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
+        return cls(Path(cache_root) / "vectors" / f"{digest}.npz", model_id, dim)
 
     def load(self) -> dict[str, np.ndarray]:
         """What earlier builds encoded; empty when the file is missing, damaged or of another model."""
@@ -77,3 +78,11 @@ class VectorStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return True
+
+
+def known_vectors(cache_root: Path, prebuilt: Path | None, model_id: str, dim: int) -> tuple[VectorStore, dict, dict]:
+    """The cache's store, what it holds, and what the prebuilt file holds: every vector a build
+    need not encode. The cache keeps only what the prebuilt file lacks."""
+    store = VectorStore.in_cache(cache_root, model_id, dim)
+    shipped = VectorStore(prebuilt, model_id, dim).load() if prebuilt else {}
+    return store, store.load(), shipped

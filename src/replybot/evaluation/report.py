@@ -136,7 +136,7 @@ def errors_of(records: list[Record]) -> list[dict]:
         gold_at = next((k for k, (i, _) in enumerate(ranking, 1) if i == r.gold), None)
         d["gold_rank"] = gold_at
         d["gold_confidence"] = ranking[gold_at - 1][1] if gold_at else None
-        d["accept_rank"] = r.accept_rank if r.accept else None
+        d["accept_rank"] = r.accept_rank
         out.append(d)
     return out
 

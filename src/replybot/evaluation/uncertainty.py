@@ -58,7 +58,6 @@ def intervals(records: Sequence[Record], baseline_names: Sequence[str] = (), res
     correct = np.array([r.correct for r in records])
     bargain = np.array([r.gold == "bargain" and bool(r.gold_buyer_type) for r in records])
     accepted = np.array([bool(r.accept) for r in records])
-    ranks = np.array([r.accept_rank or 0 for r in records])
     conf = np.array([r.confidence for r in records])
     top_ok = np.array([r.top_correct for r in records])
     turns = np.arange(len(records))
@@ -68,8 +67,8 @@ def intervals(records: Sequence[Record], baseline_names: Sequence[str] = (), res
         "intent_accuracy_strict": _weighted_share(weights, np.array([r.predicted == r.gold for r in records])),
         "buyer_type_accuracy": _weighted_share(weights, np.array([r.buyer_type == r.gold_buyer_type for r in records]), bargain),
         "accuracy_at_80_coverage": at_80,
-        "hit_at_1": _weighted_share(weights, ranks == 1, accepted),
-        "hit_at_3": _weighted_share(weights, (ranks >= 1) & (ranks <= 3), accepted),
+        "hit_at_1": _weighted_share(weights, np.array([r.accept_rank == 1 for r in records]), accepted),
+        "hit_at_3": _weighted_share(weights, np.array([r.hit_at_3 for r in records]), accepted),
     }
     lift = {}
     for name in baseline_names:
