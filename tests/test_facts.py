@@ -28,6 +28,13 @@ from replybot.facts import stated_facts
         (["https://item.taobao.com/item.htm?id=1 这个有货吗"], "link"),
         (["抬头写公司的 税号[数字x]"], "invoice_title"),
         (["抬头是个人 写我名字就行"], "invoice_title"),
+        (["买了半个月了还能退吗 一直没拆"], "past_window"),
+        (["收到都三个礼拜了 还退得了吗"], "past_window"),
+        (["鞋子买了一个多月了想换"], "past_window"),
+        (["签收十几天了"], "past_window"),
+        (["过了七天还能退吗"], "past_window"),  # "past" and the window's own length
+        (["超了两天 能不能通融一下"], "past_window"),
+        (["过了无理由期还能退吗"], "past_window"),
     ],
 )
 def test_facts_the_buyer_gave(texts, fact):
@@ -50,6 +57,12 @@ def test_facts_the_buyer_gave(texts, fact):
         (["发票怎么开"], "invoice_title"),
         (["发票抬头写什么"], "invoice_title"),
         (["开专票要税号吗 税号是什么"], "invoice_title"),
+        (["刚买就降价了"], "past_window"),
+        (["买了三天 能退吗"], "past_window"),
+        (["签收7天了能退吗"], "past_window"),  # day 7 is still inside a 7-day window
+        (["支持七天无理由退货吗"], "past_window"),  # the policy, not the buyer's order
+        (["一年内有问题可以找你们吗"], "past_window"),
+        (["三天后能到吗"], "past_window"),
     ],
 )
 def test_no_fact_where_the_buyer_only_asks(texts, fact):
@@ -111,6 +124,18 @@ def test_suggest_recommends_from_details_only_when_given(real_suggester):
     asked = [d.id for d in real_suggester.suggest("我穿什么码", k=10).drafts]
     assert told[0] == "size-recommend-from-details"
     assert "size-recommend-from-details" not in asked
+
+
+def test_the_shops_return_window_sets_past_window():
+    assert "past_window" in stated_facts(["买了十天了 还能退吗"], return_window_days=7)
+    assert "past_window" not in stated_facts(["买了十天了 还能退吗"], return_window_days=15)
+
+
+def test_suggest_says_the_window_is_over_only_when_the_buyer_says_so(real_suggester):
+    late = [d.id for d in real_suggester.suggest("买了一个多月了 还能退吗", k=3).drafts]
+    fresh = [d.id for d in real_suggester.suggest("刚买就降价了", k=10).drafts]
+    assert "returns-past-window" in late
+    assert "returns-past-window" not in fresh
 
 
 def test_agent_replied_only_once_an_agent_turn_is_in_the_dialogue():

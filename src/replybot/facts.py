@@ -30,18 +30,54 @@ _USUAL_SIZE = re.compile(r"平时(?:都|一般)?(?:穿|买|拿|选)?\s*(?:[XxSsM
 _DATA_TOKEN = re.compile(r"\[(订单|单号|快递单|运单|地址|手机|电话|图片|链接|商品)[^\]]{0,6}\]")
 _PHOTO = re.compile(r"\[图片\]|(?:图|照片|截图|视频)(?:片)?(?:已经|都)?(?:发|传)(?:给)?(?:你|您)?了|拍(?:了|好了)(?:照片?)?发(?:给)?(?:你|您)|发(?:你|您)看")
 _LINK = re.compile(r"https?://|\[链接|\[商品|item\.(?:taobao|jd)|tb\.cn|3\.cn")
+# How long ago the buyer bought or received the item: a number (digits or 一..十, 半, 几) and a
+# unit; not a policy phrase (7天无理由, 一年内) nor a promise (三天后).
+_DURATION = re.compile(
+    rf"(过了|超过|超了|超出)?\s*(\d{{1,3}}|[{_CN_NUM}半几]{{1,3}})\s*多?\s*(?:个)?\s*多?\s*(天|日|周|星期|礼拜|月|年)(?!内|之内|以内|无理由|后|左右)"
+)
+_PAST_WINDOW_WORDS = re.compile(r"过期|超时|超期|超了|(?:过了|超过|超出)(?:了)?.{0,3}(?:无理由|退货|退换|期限|时间)")
+_UNIT_DAYS = {"天": 1, "日": 1, "周": 7, "星期": 7, "礼拜": 7, "月": 30, "年": 365}
 _INVOICE = re.compile(r"(?<!什么)(?<!要)(?:税号|纳税人识别号)(?!是什么|是啥|在哪|怎么)|有限公司|抬头\s*(?:是|为|写|[:：])\s*(?!什么|啥|哪|怎)\S")
 
 
-def dialogue_facts(message: str, context: Sequence[Turn]) -> frozenset[str]:
+def dialogue_facts(message: str, context: Sequence[Turn], return_window_days: int = 7) -> frozenset[str]:
     """What the buyer has told us so far (stated_facts), and "agent_replied" once an agent turn
     is in the dialogue: a draft for a buyer who checks we are still there mid-conversation
     (`requires: [agent_replied]`) makes no sense as a first reply."""
-    facts = stated_facts([message, *(t.text for t in context if t.role == "buyer")])
+    facts = stated_facts([message, *(t.text for t in context if t.role == "buyer")], return_window_days)
     return facts | {"agent_replied"} if any(t.role == "agent" for t in context) else facts
 
 
-def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
+def _small_number(text: str) -> float | None:
+    """12, 十五, 两, 半 (0.5), 几 (a few, read as 3), 十几 (15); None for what is not a number."""
+    if text.isdigit():
+        return float(text)
+    digits = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "几": 3, "半": 0.5}
+    if "十" not in text:
+        return float(digits[text]) if len(text) == 1 and text in digits else None
+    tens, _, ones = text.partition("十")
+    if tens and tens not in digits or ones and ones not in digits or len(tens) > 1 or len(ones) > 1:
+        return None
+    ones_value = 5 if ones == "几" else digits.get(ones, 0)
+    return (digits[tens] if tens else 1) * 10 + ones_value
+
+
+def says_past_window(text: str, return_window_days: int) -> bool:
+    """The buyer says the return window is over: in so many words (过了无理由, 超时了), or by a
+    time since buying longer than the window (买了半个月, 收到都三个礼拜了; 过了七天 counts on the day)."""
+    if _PAST_WINDOW_WORDS.search(text):
+        return True
+    for m in _DURATION.finditer(text):
+        count = _small_number(m.group(2))
+        if count is None:
+            continue
+        days = count * _UNIT_DAYS[m.group(3)]
+        if days > return_window_days or (m.group(1) and days >= return_window_days):
+            return True
+    return False
+
+
+def stated_facts(buyer_texts: Iterable[str], return_window_days: int = 7) -> frozenset[str]:
     """Facts (schemas.ASKABLE_FACTS, all but "gap", which the bargaining reader knows, and
     "agent_replied", see dialogue_facts) that the buyer's messages already give."""
     text = "\n".join(buyer_texts)
@@ -66,4 +102,6 @@ def stated_facts(buyer_texts: Iterable[str]) -> frozenset[str]:
         found.add("link")
     if _INVOICE.search(text):
         found.add("invoice_title")
+    if says_past_window(text, return_window_days):
+        found.add("past_window")
     return frozenset(found)

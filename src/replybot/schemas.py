@@ -13,10 +13,11 @@ ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 # What a draft may ask the buyer for (`asks_for`) or take as said (`requires`); facts.stated_facts
 # says which the buyer already gave.
 # "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS);
-# "agent_replied" says the agent has replied earlier in the dialogue (facts.dialogue_facts).
+# "agent_replied" says the agent has replied earlier in the dialogue (facts.dialogue_facts);
+# "past_window" that the buyer says the return window is over (bought longer ago than it lasts).
 ASKABLE_FACTS = (
     "height_weight", "weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap",
-    "agent_replied",
+    "agent_replied", "past_window",
 )
 
 

@@ -247,7 +247,7 @@ class Suggester:
             advice = None
             if result.intent == BARGAIN:
                 advice = advise(self.corpus.shop, result.buyer_type, message, context, result.earlier_bargaining, price, qty, order_total)
-            stated = dialogue_facts(message, context)
+            stated = dialogue_facts(message, context, self.corpus.shop.returns.window_days)
             out.append(self.render_suggestion(message, result, query_vec, k, advice, stated))
         return out
 
