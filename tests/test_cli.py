@@ -134,6 +134,15 @@ def test_suggest_with_own_shop_changes_filled_values(tmp_path, use_real_cache):
     assert "59" in result.output
 
 
+def test_own_shop_sets_how_long_a_promised_item_is_held(tmp_path, use_real_cache):
+    shop = tmp_path / "shop.yml"
+    shop.write_text("products:\n  stock_hold_hours: 12\n", encoding="utf-8")
+    result = run("suggest", "说好给我留的那件能留多久", "--shop", str(shop), "--json", "-k", "3")
+    assert result.exit_code == 0, result.output
+    held = next(d for d in json.loads(result.stdout)["drafts"] if d["id"] == "oos-hold-time")
+    assert "保留12小时" in held["text"]
+
+
 def test_bad_k(use_real_cache):
     result = run("suggest", "在吗", "-k", "0")
     assert result.exit_code == 2

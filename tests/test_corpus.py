@@ -36,6 +36,15 @@ def test_valid_corpus_loads(mini_root):
     assert corpus.content_hash
 
 
+def test_an_own_shop_reuses_the_index(mini_root, tmp_path):
+    """The index holds examples and cues only; a shop's values fill drafts at suggestion time, so
+    an agent's own shop file must not cost a rebuild."""
+    shop = tmp_path / "shop.yml"
+    shop.write_text("name: 小林鞋铺\nproducts:\n  stock_hold_hours: 12\n", encoding="utf-8")
+    own = load(mini_root, shop)
+    assert own.shop.name == "小林鞋铺" and own.content_hash == load(mini_root).content_hash
+
+
 def test_repository_corpus_is_valid():
     from replybot.config import Settings
 

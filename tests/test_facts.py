@@ -17,6 +17,7 @@ from replybot.facts import stated_facts
         (["130斤穿多大"], "weight"),
         (["我95斤 拿哪个码"], "weight"),
         (["我腰70", "臀围98穿M会不会绷"], "waist_hip"),
+        (["腰围二尺一穿几码"], "waist"),
         (["平时穿M 这件呢"], "usual_size"),
         (["平时穿37 脚背高 这款选多大"], "usual_size"),
         (["地址改成浙江省杭州市西湖区文三路100号"], "address"),
@@ -35,6 +36,8 @@ from replybot.facts import stated_facts
         (["过了七天还能退吗"], "past_window"),  # "past" and the window's own length
         (["超了两天 能不能通融一下"], "past_window"),
         (["过了无理由期还能退吗"], "past_window"),
+        (["物流说超区了 发不了"], "dispatch_failed"),
+        (["我的包裹为啥揽收失败"], "dispatch_failed"),
     ],
 )
 def test_facts_the_buyer_gave(texts, fact):
@@ -50,6 +53,8 @@ def test_facts_the_buyer_gave(texts, fact):
         (["我165 穿M会不会短"], "weight"),
         (["130斤穿多大"], "height_weight"),
         (["裤子腰围多少"], "waist_hip"),
+        (["裤子腰围多少"], "waist"),
+        (["腰围二尺一穿几码"], "waist_hip"),
         (["平时都在你家买"], "usual_size"),
         (["帮我改个地址"], "address"),
         (["退款什么时候到"], "order_number"),
@@ -63,6 +68,8 @@ def test_facts_the_buyer_gave(texts, fact):
         (["支持七天无理由退货吗"], "past_window"),  # the policy, not the buyer's order
         (["一年内有问题可以找你们吗"], "past_window"),
         (["三天后能到吗"], "past_window"),
+        (["我那个包裹现在到哪儿了"], "dispatch_failed"),
+        (["偏远地区包邮吗"], "dispatch_failed"),
     ],
 )
 def test_no_fact_where_the_buyer_only_asks(texts, fact):
@@ -124,6 +131,15 @@ def test_suggest_recommends_from_details_only_when_given(real_suggester):
     asked = [d.id for d in real_suggester.suggest("我穿什么码", k=10).drafts]
     assert told[0] == "size-recommend-from-details"
     assert "size-recommend-from-details" not in asked
+
+
+def test_a_waist_alone_gets_the_chart_reading_and_both_get_a_recommendation(real_suggester):
+    waist = [d.id for d in real_suggester.suggest("腰围72 阔腿裤拿几码", k=3).drafts]
+    both = [d.id for d in real_suggester.suggest("腰围70 臀围96 选哪个码", k=10).drafts]
+    neither = [d.id for d in real_suggester.suggest("裤子怎么选码", k=10).drafts]
+    assert waist[0] == "size-waist-to-chart"
+    assert both[0] == "size-recommend-from-waist-hip" and "size-waist-to-chart" not in both
+    assert "size-waist-to-chart" not in neither and "size-recommend-from-waist-hip" not in neither
 
 
 def test_the_shops_return_window_sets_past_window():

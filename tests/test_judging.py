@@ -45,11 +45,21 @@ def test_packets_are_blind_and_merge_adds_what_judges_accepted(tmp_path):
     (out / "out_0.jsonl").write_text(
         '{"turn": "t1#0", "accept": ["returns-cancel-refund"]}\n{"turn": "t2#0", "accept": ["payment-huabei-instalment"]}\n'
     )
-    assert judge.merge(out, dialogues=dialogues) == 2
+    assert judge.merge(out, dialogues=dialogues) == (2, 0)
     merged = [json.loads(line) for line in dialogues.read_text(encoding="utf-8").splitlines()]
     assert merged[0]["turns"][0]["accept"] == ["returns-refund-timing", "returns-cancel-refund"]
     assert "accept" not in merged[0]["turns"][2]
     assert merged[1]["turns"][0]["accept"] == ["payment-huabei-instalment"]
+
+
+def test_a_reworded_draft_the_judges_reject_leaves_the_list(tmp_path):
+    judge = _judge_module()
+    dialogues = _dialogues(tmp_path / "d.jsonl")
+    judge.packets(["returns-refund-timing"], tmp_path, 1, dialogues=dialogues)
+    (tmp_path / "out_0.jsonl").write_text('{"turn": "t1#0", "accept": []}\n')
+    assert judge.merge(tmp_path, dialogues=dialogues) == (0, 1)
+    merged = [json.loads(line) for line in dialogues.read_text(encoding="utf-8").splitlines()]
+    assert "accept" not in merged[0]["turns"][0]  # nothing left that fits: no list
 
 
 def test_merge_refuses_judgements_outside_the_packets(tmp_path):

@@ -11,7 +11,8 @@ makes hit@k look worse until someone judges it. This script gives judges what th
         DIR/out_<k>.jsonl. A turn without a list that is not named was never judged at all: one
         new draft on it would make a list of one, so it is left out.
     python eval/judging/judge.py merge DIR
-        adds every draft a judge accepted to that turn's accept list in eval/dialogues.jsonl.
+        adds every draft a judge accepted to that turn's accept list in eval/dialogues.jsonl, and
+        takes off a draft of the packet a judge did not accept (a reworded draft is judged anew).
 
 eval/README.md describes how the lists were made and what a full re-judgement involves.
 """
@@ -55,8 +56,7 @@ def packets(
                 i for i in draft_ids
                 if by_id[i].intent == t["intent"]
                 and (t["intent"] != "bargain" or by_id[i].entry.buyer_type == t.get("buyer_type"))
-                and i not in t.get("accept", [])
-            ]
+            ]  # listed drafts too: a reworded draft is judged anew, and the packet does not say which are
             if not pool:
                 continue
             random.Random(f"{d['id']}#{k}").shuffle(pool)
@@ -74,8 +74,9 @@ def packets(
     return len(rows)
 
 
-def merge(folder: Path, dialogues: Path = DIALOGUES) -> int:
-    """Add the judged drafts; a judgement for a turn or draft that is not in the packets is an error."""
+def merge(folder: Path, dialogues: Path = DIALOGUES) -> tuple[int, int]:
+    """Apply the judgements: (drafts added, drafts taken off). A judgement for a turn or draft that
+    is not in the packets is an error. A list left empty is dropped: no draft fits that turn."""
     pools = {}
     for path in sorted(folder.glob("packet_*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -91,17 +92,24 @@ def merge(folder: Path, dialogues: Path = DIALOGUES) -> int:
     missing = sorted(set(pools) - set(accepted))
     if missing:
         raise SystemExit(f"还有 {len(missing)} 条消息没有评判结果，例如 {missing[0]}")
-    lines, added = [], 0
+    lines, added, removed = [], 0, 0
     for line in dialogues.read_text(encoding="utf-8").splitlines():
         d = json.loads(line)
         for k, t in enumerate(d["turns"]):
-            new = [i for i in accepted.get(f"{d['id']}#{k}", []) if i not in t.get("accept", [])]
-            if new:
-                t["accept"] = t.get("accept", []) + new
-                added += len(new)
+            turn = f"{d['id']}#{k}"
+            if turn not in pools:
+                continue
+            old = t.get("accept", [])
+            kept = [i for i in old if i not in pools[turn] or i in accepted[turn]]
+            new = [i for i in accepted[turn] if i not in old]
+            added, removed = added + len(new), removed + len(old) - len(kept)
+            if kept or new:
+                t["accept"] = kept + new
+            else:
+                t.pop("accept", None)
         lines.append(json.dumps(d, ensure_ascii=False))
     dialogues.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return added
+    return added, removed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         n = packets([d.strip() for d in args.drafts.split(",") if d.strip()], args.out, max(1, args.parts), turns)
         print(f"{n} 条消息待评判，评判说明见 {Path(__file__).with_name('INSTRUCTIONS.md')}")
     else:
-        print(f"已加入 {merge(args.folder)} 个采纳话术")
+        added, removed = merge(args.folder)
+        print(f"已加入 {added} 个采纳话术，撤下 {removed} 个")
 
 
 if __name__ == "__main__":

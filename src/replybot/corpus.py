@@ -67,7 +67,7 @@ class Corpus:
     drafts: tuple[Draft, ...]
     shop: ShopPolicy
     shop_where: dict[Path_, str]
-    content_hash: str
+    content_hash: str  # of the intents and drafts files: all the index is built from (the shop only fills text)
 
     def drafts_by_id(self) -> dict[str, Draft]:
         return {d.id: d for d in self.drafts}
@@ -186,8 +186,6 @@ def load_corpus(
     except CorpusError as exc:
         problems += exc.problems
         shop, shop_where = None, {}
-    if shop is not None:
-        hasher.update(shop.model_dump_json().encode())
 
     if problems:
         raise CorpusError(problems)
@@ -198,7 +196,7 @@ def load_corpus(
     return corpus
 
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"  # 2: content_hash leaves the shop out
 
 
 def _source_files(intents_dir: Path, scripts_dir: Path, default_shop: Path, user_shop: Path | None) -> list[Path]:

@@ -21,11 +21,11 @@ from .privacy import ADDRESS, LANDLINE, ORDER, PHONE, mask
 _CN_NUM = "一二三四五六七八九十两"
 _HEIGHT = re.compile(
     r"身高\s*[:：]?\s*\d|(?<!\d)1[4-9]\d(?:\.\d)?\s*(?:cm|CM|厘米|公分)?(?![\d斤kKg码元块号%])|(?<!\d)1(?:\.\d{1,2}|米\d{1,2})(?![\d%])"
-    rf"|一米[{_CN_NUM}]"
+    rf"|一米[{_CN_NUM}]|(?<!\d)(?:[89]\d|1[0-3]\d)(?:\.\d)?\s*(?:cm|CM|厘米|公分)"  # a child's height, with its unit
 )
-_WEIGHT = re.compile(rf"体重\s*[:：]?\s*\d|\d{{2,3}}(?:\.\d)?\s*(?:斤|kg|KG|Kg|公斤|千克)|[{_CN_NUM}]百[{_CN_NUM}]?十?斤")
-_WAIST = re.compile(r"腰围?\s*[:：]?\s*\d{2,3}|[一二两三]尺[一二三四五六七八九]?")
-_HIP = re.compile(r"臀围?\s*[:：]?\s*\d{2,3}")
+_WEIGHT = re.compile(rf"体重\s*[:：]?\s*\d|\d{{2,3}}(?:\.\d)?\s*(?:斤|kg|KG|Kg|公斤|千克)|[{_CN_NUM}]百[{_CN_NUM}]?十?斤|(?<![百{_CN_NUM}])[{_CN_NUM}]十[{_CN_NUM}]?斤")
+_WAIST = re.compile(r"腰围?\s*(?:是|有)?\s*[:：]?\s*(?:\d{2,3}|\d\s*尺\s*\d?)|(?<!臀围)(?<!臀)[一二两三]尺[一二三四五六七八九]?")
+_HIP = re.compile(r"臀围?\s*(?:是|有)?\s*[:：]?\s*(?:\d{2,3}|\d\s*尺\s*\d?|[一二两三]尺[一二三四五六七八九]?)")
 _USUAL_SIZE = re.compile(r"平时(?:都|一般)?(?:穿|买|拿|选)?\s*(?:[XxSsMmLl]{1,4}\b|\d?XL|\d{2}(?:码|号)|\d{2}(?![\d斤公kK]))")
 _DATA_TOKEN = re.compile(r"\[(订单|单号|快递单|运单|地址|手机|电话|图片|链接|商品)[^\]]{0,6}\]")
 _PHOTO = re.compile(r"\[图片\]|(?:图|照片|截图|视频)(?:片)?(?:已经|都)?(?:发|传)(?:给)?(?:你|您)?了|拍(?:了|好了)(?:照片?)?发(?:给)?(?:你|您)|发(?:你|您)看")
@@ -36,6 +36,12 @@ _DURATION = re.compile(
     rf"(过了|超过|超了|超出)?\s*(\d{{1,3}}|[{_CN_NUM}半几]{{1,3}})\s*多?\s*(?:个)?\s*多?\s*(天|日|周|星期|礼拜|月|年)(?!内|之内|以内|无理由|后|左右)"
 )
 _PAST_WINDOW_WORDS = re.compile(r"过期|超时|超期|超了|(?:过了|超过|超出)(?:了)?.{0,3}(?:无理由|退货|退换|期限|时间)")
+# The buyer says the parcel cannot be sent or delivered (超区, 揽收失败, 地址有问题): a draft that
+# explains a failed dispatch claims what only this makes known.
+_DISPATCH_FAILED = re.compile(
+    r"发不(?:出|了)|寄不(?:出|了)|送不(?:到|了)|派送不到|到不了|(?:不|没法)(?:送|配送|派送|派件)|超区|超出.{0,4}范围"
+    r"|(?:揽收|揽件|发货|派送|配送)(?:失败|异常)|物流异常|没(?:有)?揽件|地址(?:有问题|不详细|太偏|不对)"
+)
 _UNIT_DAYS = {"天": 1, "日": 1, "周": 7, "星期": 7, "礼拜": 7, "月": 30, "年": 365}
 _INVOICE = re.compile(r"(?<!什么)(?<!要)(?:税号|纳税人识别号)(?!是什么|是啥|在哪|怎么)|有限公司|抬头\s*(?:是|为|写|[:：])\s*(?!什么|啥|哪|怎)\S")
 
@@ -88,8 +94,10 @@ def stated_facts(buyer_texts: Iterable[str], return_window_days: int = 7) -> fro
         found.add("weight")
         if _HEIGHT.search(text):
             found.add("height_weight")
-    if _WAIST.search(text) and _HIP.search(text):
-        found.add("waist_hip")
+    if _WAIST.search(text):
+        found.add("waist")
+        if _HIP.search(text):
+            found.add("waist_hip")
     if _USUAL_SIZE.search(text):
         found.add("usual_size")
     if ADDRESS in masked or PHONE in masked or LANDLINE in masked or tokens & {"地址", "手机", "电话"}:
@@ -102,6 +110,8 @@ def stated_facts(buyer_texts: Iterable[str], return_window_days: int = 7) -> fro
         found.add("link")
     if _INVOICE.search(text):
         found.add("invoice_title")
+    if _DISPATCH_FAILED.search(text):
+        found.add("dispatch_failed")
     if says_past_window(text, return_window_days):
         found.add("past_window")
     return frozenset(found)

@@ -38,6 +38,7 @@ def shop_values(shop: ShopPolicy) -> dict[str, str]:
         "coupon_min_order": money(auth.coupon_min_order),
         "size_tolerance_cm": shop.products.size_tolerance_cm,
         "restock_days": str(shop.products.restock_days),
+        "stock_hold_hours": str(shop.products.stock_hold_hours),
     }
 
 
@@ -46,7 +47,7 @@ PLACEHOLDERS = frozenset(
         "shop_name", "service_hours", "free_shipping_threshold", "excluded_regions", "default_courier",
         "courier_on_request", "courier_surcharge", "dispatch_hours", "return_window_days", "cod_surcharge",
         "gift", "gift_list", "promotion", "promotion_threshold", "promotion_discount", "max_round_off",
-        "coupon_amount", "coupon_min_order", "size_tolerance_cm", "restock_days",
+        "coupon_amount", "coupon_min_order", "size_tolerance_cm", "restock_days", "stock_hold_hours",
     ]
 )
 

@@ -14,10 +14,11 @@ ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 # says which the buyer already gave.
 # "gap" is a dialogue value the bargaining reader computes (policy.DIALOGUE_PLACEHOLDERS);
 # "agent_replied" says the agent has replied earlier in the dialogue (facts.dialogue_facts);
-# "past_window" that the buyer says the return window is over (bought longer ago than it lasts).
+# "past_window" that the buyer says the return window is over (bought longer ago than it lasts);
+# "dispatch_failed" that the buyer says the parcel cannot be sent or delivered.
 ASKABLE_FACTS = (
-    "height_weight", "weight", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap",
-    "agent_replied", "past_window",
+    "height_weight", "weight", "waist", "waist_hip", "usual_size", "address", "order_number", "photo", "link", "invoice_title", "gap",
+    "agent_replied", "past_window", "dispatch_failed",
 )
 
 
@@ -165,6 +166,7 @@ class Payment(Strict):
 class Products(Strict):
     size_tolerance_cm: str
     restock_days: int
+    stock_hold_hours: int = 24  # how long an item promised to a buyer is kept unpaid
 
 
 class Gift(Strict):
