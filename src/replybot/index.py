@@ -103,15 +103,18 @@ def build_key_index(vectors: np.ndarray):
     M 32: recall@10 0.977 at efSearch 320, 0.986 at 512 (3.9 ms). On 2026-12-02, with a pool of
     vectors grown by the cues, the same index fell to 0.975-0.980 at 512; M 48: 0.982-0.985 at
     256 (2.9-3.1 ms), 0.986-0.989 at 320 (3.2-3.4 ms), 0.993 at 384 (4.7 ms); M 32 with
-    efConstruction 160 reached 0.99 only at 4.5 ms. M 48 at 320 keeps a margin on both targets
+    efConstruction 160 reached 0.99 only at 4.5 ms. M 48 at 320 kept a margin on both targets
     (recall >= 0.98, p50 <= 5 ms) for 8% more memory and a build of ~56 s instead of ~30 s.
-    Exact search there takes 13 ms.
+    Exact search there takes 13 ms. In the fifth session the pool grew again (3,872 examples,
+    3,631 cues) and M 48 at 320 fell to 0.976 (4.2 ms); 0.983 needed efSearch 384 (4.9 ms).
+    M 64 at 320: 0.987 at 4.2 ms, 197 MB instead of 185, a build of ~71 s; M 48 with
+    efConstruction 160: 0.980 at 3.6 ms; M 32 with 200: 0.972.
     """
     import faiss
 
     if len(vectors) < HNSW_FROM:
         return flat_index(vectors)
-    index = faiss.IndexHNSWFlat(vectors.shape[1], 48, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 64, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     index.hnsw.efSearch = 320
