@@ -158,6 +158,6 @@ def test_agent_replied_only_once_an_agent_turn_is_in_the_dialogue():
     from replybot.facts import dialogue_facts
     from replybot.schemas import Turn
 
-    assert "agent_replied" not in dialogue_facts("还在吗", [Turn(role="buyer", text="这件有M码吗")])
-    facts = dialogue_facts("还在吗", [Turn(role="buyer", text="我165 50kg"), Turn(role="agent", text="亲，我帮您查一下")])
+    assert "agent_replied" not in dialogue_facts("还在吗", [Turn(role="buyer", text="这件有M码吗")], 7)
+    facts = dialogue_facts("还在吗", [Turn(role="buyer", text="我165 50kg"), Turn(role="agent", text="亲，我帮您查一下")], 7)
     assert {"agent_replied", "height_weight"} <= facts

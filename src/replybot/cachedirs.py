@@ -1,7 +1,7 @@
 """Keep the cache folder from growing with every edit and upgrade.
 
-Each edit of the corpus or the shop file writes a new index (about 18 MB) and a new parsed-corpus
-pickle, and each model-format upgrade a new model folder (about 550 MB). Nothing reads the old
+Each edit of the corpus writes a new index (about 18 MB), each edit of the corpus or the shop file
+a new parsed-corpus pickle, and each model-format upgrade a new model folder (about 550 MB). Nothing reads the old
 ones again, except when an edit is undone or two shop files take turns, so the few most recently
 used are kept and the rest removed.
 """

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 if TYPE_CHECKING:
     from .schemas import Turn
 
+from .amounts import chinese_number
 from .privacy import ADDRESS, LANDLINE, ORDER, PHONE, mask
 
 _CN_NUM = "一二三四五六七八九十两"
@@ -46,7 +47,7 @@ _UNIT_DAYS = {"天": 1, "日": 1, "周": 7, "星期": 7, "礼拜": 7, "月": 30,
 _INVOICE = re.compile(r"(?<!什么)(?<!要)(?:税号|纳税人识别号)(?!是什么|是啥|在哪|怎么)|有限公司|抬头\s*(?:是|为|写|[:：])\s*(?!什么|啥|哪|怎)\S")
 
 
-def dialogue_facts(message: str, context: Sequence[Turn], return_window_days: int = 7) -> frozenset[str]:
+def dialogue_facts(message: str, context: Sequence[Turn], return_window_days: int) -> frozenset[str]:
     """What the buyer has told us so far (stated_facts), and "agent_replied" once an agent turn
     is in the dialogue: a draft for a buyer who checks we are still there mid-conversation
     (`requires: [agent_replied]`) makes no sense as a first reply."""
@@ -54,18 +55,14 @@ def dialogue_facts(message: str, context: Sequence[Turn], return_window_days: in
     return facts | {"agent_replied"} if any(t.role == "agent" for t in context) else facts
 
 
-def _small_number(text: str) -> float | None:
-    """12, 十五, 两, 半 (0.5), 几 (a few, read as 3), 十几 (15); None for what is not a number."""
-    if text.isdigit():
-        return float(text)
-    digits = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "几": 3, "半": 0.5}
-    if "十" not in text:
-        return float(digits[text]) if len(text) == 1 and text in digits else None
-    tens, _, ones = text.partition("十")
-    if tens and tens not in digits or ones and ones not in digits or len(tens) > 1 or len(ones) > 1:
-        return None
-    ones_value = 5 if ones == "几" else digits.get(ones, 0)
-    return (digits[tens] if tens else 1) * 10 + ones_value
+def _count(token: str) -> float | None:
+    """A count of days, weeks…: 12, 十五 (amounts.chinese_number), 半 (0.5), 几 (a few, read as 3;
+    十几 as 15); None for what is not a number."""
+    if token.isdigit():
+        return float(token)
+    if token == "半":
+        return 0.5
+    return chinese_number(token.replace("十几", "十五").replace("几", "三"))
 
 
 def says_past_window(text: str, return_window_days: int) -> bool:
@@ -74,7 +71,7 @@ def says_past_window(text: str, return_window_days: int) -> bool:
     if _PAST_WINDOW_WORDS.search(text):
         return True
     for m in _DURATION.finditer(text):
-        count = _small_number(m.group(2))
+        count = _count(m.group(2))
         if count is None:
             continue
         days = count * _UNIT_DAYS[m.group(3)]
@@ -83,7 +80,7 @@ def says_past_window(text: str, return_window_days: int) -> bool:
     return False
 
 
-def stated_facts(buyer_texts: Iterable[str], return_window_days: int = 7) -> frozenset[str]:
+def stated_facts(buyer_texts: Iterable[str], return_window_days: int = 7) -> frozenset[str]:  # 7: the default shop's
     """Facts (schemas.ASKABLE_FACTS, all but "gap", which the bargaining reader knows, and
     "agent_replied", see dialogue_facts) that the buyer's messages already give."""
     text = "\n".join(buyer_texts)

@@ -140,10 +140,6 @@ class Suggester:
         encoder = self.encoder
         _, cached, shipped = known_vectors(self.settings.cache_dir, target, encoder.model_id, encoder.dim)
         vectors = corpus_vectors(self.corpus, encoder, self._progress, shipped | cached)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"无法创建 {target.parent}：{exc.strerror or exc}") from None
         if not VectorStore(target, encoder.model_id, encoder.dim).save(dict(sorted(vectors.items())), {}):
             raise InputError(f"无法写入 {target}")
         return target
